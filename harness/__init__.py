@@ -1,0 +1,1 @@
+"""This repository's CI harness: real infrastructure (PostgreSQL, Redis, Docker) for the suite."""

@@ -1,0 +1,128 @@
+"""The audit tables and the triggers that make them append-only at the database level.
+
+``audit_events`` holds the chain, one row an event, unique on (tenant, seq). ``audit_heads`` holds
+each tenant's last sequence number and hash: it is what lets ``verify`` notice a deleted or an
+appended tail, and its trigger lets it only move forward one step at a time.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pytest_reliability.db._engine import is_postgres, is_sqlite
+from pytest_reliability.db._schema import metadata, register_schema_hook
+
+ACTION_MAX = 128
+ACTOR_MAX = 255
+TARGET_MAX = 255
+OUTCOME_MAX = 64
+
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    # Integer microseconds since the epoch: exact, portable, and what the hash covers.
+    sa.Column("occurred_at_us", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.String(ACTION_MAX), nullable=False),
+    sa.Column("actor", sa.String(ACTOR_MAX), nullable=False),
+    sa.Column("target", sa.String(TARGET_MAX), nullable=False),
+    sa.Column("outcome", sa.String(OUTCOME_MAX), nullable=False),
+    # The canonical JSON text the hash covers, stored verbatim so verification re-hashes it as is.
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("correlation_id", sa.String(64), nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("tenant_id", "seq", name="uq_audit_events_tenant_seq"),
+    sa.Index("ix_audit_events_tenant_action", "tenant_id", "action"),
+)
+
+audit_heads = sa.Table(
+    "audit_heads",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+)
+
+_SQLITE_TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
+       BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
+       BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_heads_forward_only BEFORE UPDATE ON audit_heads
+       WHEN NEW.last_seq <> OLD.last_seq + 1 OR NEW.tenant_id <> OLD.tenant_id
+       BEGIN SELECT RAISE(ABORT, 'audit_heads only moves forward one event at a time'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_heads_no_delete BEFORE DELETE ON audit_heads
+       BEGIN SELECT RAISE(ABORT, 'audit_heads is append-only: DELETE refused'); END""",
+)
+
+_PG_FUNCTIONS = (
+    """CREATE OR REPLACE FUNCTION reliability_audit_refuse() RETURNS trigger AS $$
+       BEGIN
+         RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+           USING ERRCODE = 'insufficient_privilege';
+       END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE FUNCTION reliability_audit_head_forward() RETURNS trigger AS $$
+       BEGIN
+         IF NEW.last_seq <> OLD.last_seq + 1 OR NEW.tenant_id <> OLD.tenant_id THEN
+           RAISE EXCEPTION 'audit_heads only moves forward one event at a time'
+             USING ERRCODE = 'insufficient_privilege';
+         END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql""",
+)
+
+# (trigger name, table, timing and events, level, function)
+_PG_TRIGGERS = (
+    (
+        "audit_events_no_update_delete",
+        "audit_events",
+        "BEFORE UPDATE OR DELETE",
+        "ROW",
+        "reliability_audit_refuse",
+    ),
+    (
+        "audit_events_no_truncate",
+        "audit_events",
+        "BEFORE TRUNCATE",
+        "STATEMENT",
+        "reliability_audit_refuse",
+    ),
+    (
+        "audit_heads_forward_only",
+        "audit_heads",
+        "BEFORE UPDATE",
+        "ROW",
+        "reliability_audit_head_forward",
+    ),
+    ("audit_heads_no_delete", "audit_heads", "BEFORE DELETE", "ROW", "reliability_audit_refuse"),
+    (
+        "audit_heads_no_truncate",
+        "audit_heads",
+        "BEFORE TRUNCATE",
+        "STATEMENT",
+        "reliability_audit_refuse",
+    ),
+)
+
+
+@register_schema_hook
+def install_audit_triggers(conn: Connection) -> None:
+    """Install the append-only triggers (idempotent: a second run changes nothing)."""
+    if is_sqlite(conn):
+        for ddl in _SQLITE_TRIGGERS:
+            conn.execute(sa.text(ddl))
+    elif is_postgres(conn):
+        for ddl in _PG_FUNCTIONS:
+            conn.execute(sa.text(ddl))
+        for name, table, when, level, function in _PG_TRIGGERS:
+            conn.exec_driver_sql(
+                f"CREATE OR REPLACE TRIGGER {name} {when} ON {table} "
+                f"FOR EACH {level} EXECUTE FUNCTION {function}()"
+            )

@@ -1,0 +1,41 @@
+"""The SQL backbone: engines from URLs, the package's metadata, schema creation.
+
+``RELIABILITY_DATABASE_URL`` names the database; unset, it is a SQLite file ``reliability.db`` in
+the working directory. ``postgresql://`` URLs use psycopg 3 (the ``postgres`` extra).
+"""
+
+from __future__ import annotations
+
+from pytest_reliability.db._engine import (
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
+    SQLITE_BUSY_TIMEOUT_MS,
+    advisory_lock_key,
+    begin_immediate,
+    database_url_from_env,
+    is_postgres,
+    is_sqlite,
+    make_engine,
+    normalize_url,
+    pg_advisory_xact_lock,
+    session_factory,
+)
+from pytest_reliability.db._schema import create_schema, metadata, register_schema_hook
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "advisory_lock_key",
+    "begin_immediate",
+    "create_schema",
+    "database_url_from_env",
+    "is_postgres",
+    "is_sqlite",
+    "make_engine",
+    "metadata",
+    "normalize_url",
+    "pg_advisory_xact_lock",
+    "register_schema_hook",
+    "session_factory",
+]

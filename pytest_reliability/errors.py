@@ -1,0 +1,214 @@
+"""Every error pytest-reliability raises.
+
+One base class, :class:`ReliabilityError`, so a caller can catch everything the package raises in
+one clause. Errors carry the values a caller needs to act (tenant, switch, permission, sequence
+number) as attributes, and never secrets: an idempotency key travels only as its hash.
+
+The tree::
+
+    ReliabilityError
+    ├── ConfigurationError            bad settings, unknown URL scheme, missing extra
+    ├── InvalidInput (also ValueError)
+    │   ├── InvalidTenant             tenant id empty, too long or outside the character set
+    │   ├── InvalidAuditField         oversized action, actor or target; details not JSON
+    │   ├── InvalidIdempotencyKey     not 1..255 printable ASCII characters
+    │   └── PayloadTooLarge           payload over the configured limit
+    ├── TenantRequired                no tenant in the context (fail closed, never a default)
+    ├── StoreUnavailable              a backing store cannot be reached or read
+    │   └── IdempotencyUnavailable    (also an IdempotencyError) the handler did not run
+    ├── AuditError
+    │   └── AuditIntegrityError       the hash chain is broken; names the first break
+    ├── IdempotencyError
+    │   ├── IdempotencyKeyMismatch    same key, another payload fingerprint (HTTP 422)
+    │   ├── IdempotencyInProgress     a first delivery holds the key (HTTP 409)
+    │   ├── LeaseLost                 a worker's lease was taken over (fencing)
+    │   ├── CorruptRecord             a stored record cannot be decoded
+    │   └── IdempotencyUnavailable
+    ├── WebhookVerificationError
+    │   ├── WebhookSignatureInvalid
+    │   └── WebhookTimestampOutOfTolerance
+    ├── KillSwitchEngaged             a guarded operation met an engaged switch
+    ├── PermissionDenied              RBAC refused an ops action
+    ├── OperationRefused              the degradation guard refused a non-essential operation
+    ├── ChaosError
+    │   ├── ChaosDisabled             the chaos engine refuses to arm here
+    │   └── InjectedFault             the default exception a chaos fault raises
+    └── ReportError                   a reliability report is invalid or cannot be written
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditError",
+    "AuditIntegrityError",
+    "ChaosDisabled",
+    "ChaosError",
+    "ConfigurationError",
+    "CorruptRecord",
+    "IdempotencyError",
+    "IdempotencyInProgress",
+    "IdempotencyKeyMismatch",
+    "IdempotencyUnavailable",
+    "InjectedFault",
+    "InvalidAuditField",
+    "InvalidIdempotencyKey",
+    "InvalidInput",
+    "InvalidTenant",
+    "KillSwitchEngaged",
+    "LeaseLost",
+    "OperationRefused",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "ReliabilityError",
+    "ReportError",
+    "StoreUnavailable",
+    "TenantRequired",
+    "WebhookSignatureInvalid",
+    "WebhookTimestampOutOfTolerance",
+    "WebhookVerificationError",
+]
+
+
+class ReliabilityError(Exception):
+    """Base class of every error pytest-reliability raises."""
+
+
+class ConfigurationError(ReliabilityError):
+    """A setting, URL or environment variable is invalid, or a needed extra is not installed."""
+
+
+class InvalidInput(ReliabilityError, ValueError):
+    """A value handed to the public API is malformed; nothing was written."""
+
+
+class InvalidTenant(InvalidInput):
+    """A tenant id is empty, too long, or uses characters outside the documented set."""
+
+
+class InvalidAuditField(InvalidInput):
+    """An audit field is oversized, or the details cannot be encoded as JSON."""
+
+
+class InvalidIdempotencyKey(InvalidInput):
+    """An idempotency key is not 1 to 255 printable ASCII characters."""
+
+
+class PayloadTooLarge(InvalidInput):
+    """A payload is larger than the configured limit."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class TenantRequired(ReliabilityError):
+    """An operation needs a tenant and none is set in the current context."""
+
+
+class StoreUnavailable(ReliabilityError):
+    """A backing store (database, Redis) cannot be reached or read; the caller fails closed."""
+
+
+class AuditError(ReliabilityError):
+    """Base class of audit log errors."""
+
+
+class AuditIntegrityError(AuditError):
+    """The audit chain is broken.
+
+    ``tenant`` and ``sequence`` name the first break, ``kind`` says what was found there
+    (``changed``, ``deleted``, ``inserted``, ``reordered`` or ``forked``).
+    """
+
+    def __init__(self, message: str, *, tenant: str, sequence: int, kind: str) -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.sequence = sequence
+        self.kind = kind
+
+
+class IdempotencyError(ReliabilityError):
+    """Base class of idempotency engine errors."""
+
+
+class IdempotencyKeyMismatch(IdempotencyError):
+    """The key was used before with another request fingerprint (HTTP 422)."""
+
+    http_status = 422
+
+
+class IdempotencyInProgress(IdempotencyError):
+    """Another delivery with the same key is in progress (HTTP 409).
+
+    ``retry_after`` is a hint, in seconds, for when to try again.
+    """
+
+    http_status = 409
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LeaseLost(IdempotencyError):
+    """The worker's in-progress lease expired and another worker took it over (fencing)."""
+
+
+class CorruptRecord(IdempotencyError):
+    """A stored record cannot be decoded; the handler is not re-executed."""
+
+
+class IdempotencyUnavailable(StoreUnavailable, IdempotencyError):
+    """The idempotency store cannot be reached; the handler did not run (fail closed)."""
+
+    http_status = 503
+
+
+class WebhookVerificationError(ReliabilityError):
+    """A webhook delivery failed verification."""
+
+
+class WebhookSignatureInvalid(WebhookVerificationError):
+    """The signature header is missing, malformed or does not match the body."""
+
+
+class WebhookTimestampOutOfTolerance(WebhookVerificationError):
+    """The signed timestamp is too old or too far in the future."""
+
+
+class KillSwitchEngaged(ReliabilityError):
+    """A guarded operation met an engaged kill switch. ``switch`` names it."""
+
+    def __init__(self, message: str, *, switch: str) -> None:
+        super().__init__(message)
+        self.switch = switch
+
+
+class PermissionDenied(ReliabilityError):
+    """RBAC refused an ops action. ``permission`` names what was missing."""
+
+    def __init__(self, message: str, *, permission: str, actor: str | None = None) -> None:
+        super().__init__(message)
+        self.permission = permission
+        self.actor = actor
+
+
+class OperationRefused(ReliabilityError):
+    """The degradation guard refused a non-essential operation."""
+
+
+class ChaosError(ReliabilityError):
+    """Base class of chaos engine errors."""
+
+
+class ChaosDisabled(ChaosError):
+    """The chaos engine refuses to arm: not enabled, or the environment says production."""
+
+
+class InjectedFault(ChaosError):
+    """The exception a chaos fault raises when the fault names no other."""
+
+
+class ReportError(ReliabilityError):
+    """A reliability report is invalid, or cannot be read or written."""
