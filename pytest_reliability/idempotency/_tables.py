@@ -1,0 +1,5 @@
+"""The idempotency engine's tables, on the package's shared metadata."""
+
+from __future__ import annotations
+
+from pytest_reliability.db._schema import metadata  # noqa: F401  # tables are defined on it
