@@ -1,0 +1,95 @@
+"""Per-test reliability facts: what each fixture did, carried into the report.
+
+A fixture records into the :class:`TestFacts` of the test it serves (:func:`facts_for`). The plugin
+copies the facts onto the test report, so they travel from pytest-xdist workers to the controller,
+which alone writes the report. Facts are JSON values grouped in sections; the section and key
+names below are part of the report schema:
+
+========================  =====================================================================
+section                   keys
+========================  =====================================================================
+``chaos``                 ``faults`` (list of {target, kind, trigger, fired}), ``injected``,
+                          ``fired``
+``kill_switches``         ``exercised`` (sorted switch names), ``engaged``, ``released``,
+                          ``blocked_calls``, ``allowed_calls``
+``idempotency``           ``examples``, ``requests``, ``keys``, ``duplicates_suppressed``,
+                          ``replays``, ``effects``
+``audit``                 ``events_by_action`` ({action: count})
+``correlation``           ``ids_issued``
+``hypothesis``            the statistics Hypothesis reports for the test
+========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, final
+
+import pytest
+
+__all__ = ["TestFacts", "facts_for"]
+
+
+@final
+class TestFacts:
+    """The facts one test recorded, by section. Thread-safe (fixtures may record from threads)."""
+
+    __test__ = False  # not a test class, whatever its name says
+    __slots__ = ("_lock", "_sections", "categories")
+
+    def __init__(self) -> None:
+        self._sections: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.categories: set[str] = set()
+        """Reliability categories the test exercised (``chaos``, ``kill_switch``, ...)."""
+
+    def count(self, section: str, key: str, amount: int = 1) -> None:
+        """Add ``amount`` to the counter ``section.key``."""
+        with self._lock:
+            bucket = self._sections.setdefault(section, {})
+            bucket[key] = int(bucket.get(key, 0)) + amount
+
+    def count_in(self, section: str, key: str, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to the counter ``name`` inside the mapping ``section.key``."""
+        with self._lock:
+            mapping = self._sections.setdefault(section, {}).setdefault(key, {})
+            mapping[name] = int(mapping.get(name, 0)) + amount
+
+    def add_name(self, section: str, key: str, name: str) -> None:
+        """Add ``name`` to the sorted, duplicate-free list ``section.key``."""
+        with self._lock:
+            bucket = self._sections.setdefault(section, {})
+            bucket[key] = sorted({*bucket.get(key, ()), name})
+
+    def append(self, section: str, key: str, value: Any) -> None:
+        """Append the JSON value ``value`` to the list ``section.key``."""
+        with self._lock:
+            self._sections.setdefault(section, {}).setdefault(key, []).append(value)
+
+    def set(self, section: str, key: str, value: Any) -> None:
+        """Set ``section.key`` to the JSON value ``value``."""
+        with self._lock:
+            self._sections.setdefault(section, {})[key] = value
+
+    def get(self, section: str, key: str, default: Any = None) -> Any:
+        """Return ``section.key``, or ``default``."""
+        with self._lock:
+            return self._sections.get(section, {}).get(key, default)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """Return a deep-enough copy of every section, for the report."""
+        with self._lock:
+            return {name: dict(bucket) for name, bucket in self._sections.items()}
+
+
+_FACTS = pytest.StashKey[TestFacts]()
+
+
+def facts_for(node: pytest.Item | pytest.FixtureRequest) -> TestFacts:
+    """Return the facts of the test ``node`` (an item, or a fixture's ``request``)."""
+    item = node.node if isinstance(node, pytest.FixtureRequest) else node
+    stash = item.stash
+    facts = stash.get(_FACTS, None)
+    if facts is None:
+        facts = stash[_FACTS] = TestFacts()
+    return facts
