@@ -1,0 +1,319 @@
+"""Kill switches shared by every instance of a service, failing closed when unsure.
+
+Precedence, first match wins: the ``OPS_KILL_SWITCH`` environment override (engaged); a store
+that could not be read within ``staleness`` seconds (every switch engaged, fail closed); the
+store's record; released.
+
+The hot path (:meth:`KillSwitches.is_engaged`, :meth:`~KillSwitches.guard`) reads an in-process
+snapshot and never does I/O. A daemon thread refreshes the snapshot every ``poll_interval``
+seconds, and at once when the store announces a flip (PostgreSQL ``LISTEN/NOTIFY``, Redis
+pub/sub). Stores are chosen by URL: ``memory://``, a SQLAlchemy URL (``sqlite:///...``,
+``postgresql://...``) or ``redis://``.
+
+Every :meth:`~KillSwitches.engage` and :meth:`~KillSwitches.release` goes through RBAC
+(:func:`~pytest_reliability.ops.rbac.require_ops_permission`) and into the audit log with the
+actor and the reason; on a SQL store the audit event commits in the flip's transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, final
+
+from pytest_reliability.audit import AuditLog, InMemoryAuditLog
+from pytest_reliability.clock import system_clock
+from pytest_reliability.errors import ConfigurationError, KillSwitchEngaged, StoreUnavailable
+from pytest_reliability.ops._kill_switch_guard import Guard
+from pytest_reliability.ops._kill_switch_model import (
+    OPS_KILL_SWITCH_ENV,
+    KillSwitch,
+    KillSwitchStore,
+    SwitchRecord,
+    SwitchState,
+    check_reason,
+    check_switch,
+    parse_override,
+    register_switch,
+    registered_switches,
+)
+from pytest_reliability.ops._kill_switch_stores import MemoryStore, sql_store
+from pytest_reliability.ops.rbac import (
+    AuthorizationEngine,
+    OpsContext,
+    OpsSession,
+    Permission,
+    require_ops_permission,
+)
+from pytest_reliability.protocols import Clock
+from pytest_reliability.tenancy import tenant_scope
+
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_STALENESS",
+    "OPS_KILL_SWITCH_ENV",
+    "KillSwitch",
+    "KillSwitchStore",
+    "KillSwitches",
+    "SwitchRecord",
+    "SwitchState",
+    "register_switch",
+    "registered_switches",
+]
+
+DEFAULT_POLL_INTERVAL = 1.0
+"""Seconds between two reads of a shared store (the backstop when notifications are lost)."""
+DEFAULT_STALENESS = 10.0
+"""Seconds without a successful read after which every switch reads engaged."""
+
+ENGAGE_ACTION = "ops.kill_switch.engage"
+RELEASE_ACTION = "ops.kill_switch.release"
+
+
+@final
+class KillSwitches:
+    """A set of kill switches over one store. Thread-safe; use as a context manager or close().
+
+    ``session`` supplies RBAC and the audit sink; without one, every flip is denied (deny by
+    default) and reads still work. ``env`` is where ``OPS_KILL_SWITCH`` is read (default
+    :data:`os.environ`); an unknown or malformed name there raises ConfigurationError now.
+    """
+
+    def __init__(
+        self,
+        store: KillSwitchStore,
+        *,
+        session: OpsSession | None = None,
+        clock: Clock | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        staleness: float = DEFAULT_STALENESS,
+        env: Mapping[str, str] | None = None,
+        start: bool = True,
+    ) -> None:
+        if not (poll_interval > 0 and 2 * poll_interval <= staleness and math.isfinite(staleness)):
+            raise ConfigurationError(
+                f"need 0 < poll_interval ({poll_interval}) <= staleness ({staleness}) / 2"
+            )
+        environ = os.environ if env is None else env
+        self._override = parse_override(environ.get(OPS_KILL_SWITCH_ENV))
+        self.store = store
+        self.session = session or OpsSession(AuthorizationEngine(), InMemoryAuditLog())
+        self.poll_interval = poll_interval
+        self.staleness = staleness
+        self._clock: Clock = clock if clock is not None else system_clock
+        self._lock = threading.Lock()
+        self._records: dict[str, SwitchRecord] = {}
+        # Read without the lock on the hot path; each is replaced whole, never mutated.
+        self._blocked: frozenset[str] = self._override
+        self._fresh_until = math.inf if not store.shared else -math.inf
+        self.last_error: str | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.refresh()
+        if start and store.shared:
+            self._spawn(self._refresh_loop, "refresh")
+            self._spawn(lambda: store.listen(self._wake.set, self._stop), "listen")
+
+    @classmethod
+    def from_url(
+        cls,
+        url: Any,
+        *,
+        namespace: str = "default",
+        key_prefix: str = "",
+        channel: str | None = None,
+        **kwargs: Any,
+    ) -> KillSwitches:
+        """Build switches over the store ``url`` names (or a SQLAlchemy engine).
+
+        ``namespace`` separates independent sets of switches in one store; ``key_prefix``
+        prefixes Redis keys and channels; ``channel`` fixes the PostgreSQL NOTIFY channel.
+        Other keyword arguments go to the constructor.
+        """
+        text = url if isinstance(url, str) else None
+        if text is not None and text.startswith("memory://"):
+            store: KillSwitchStore = MemoryStore()
+        elif text is not None and text.startswith(("redis://", "rediss://", "unix://")):
+            from pytest_reliability.ops._kill_switch_redis import RedisStore
+
+            store = RedisStore(text, namespace=namespace, key_prefix=key_prefix)
+        else:
+            store = sql_store(url, namespace=namespace, channel=channel)
+        return cls(store, **kwargs)
+
+    # -- the hot path: no I/O, no locks --------------------------------------------------------
+
+    def is_engaged(self, switch: str) -> bool:
+        """Return whether ``switch`` itself reads engaged (GLOBAL_WRITE is not folded in)."""
+        if switch not in registered_switches():
+            check_switch(switch)
+        return switch in self._blocked or self._clock.monotonic() > self._fresh_until
+
+    def check(self, switch: str, *, write: bool = True) -> None:
+        """Raise :class:`KillSwitchEngaged` if ``switch`` (or GLOBAL_WRITE, for a write) is on."""
+        if switch not in registered_switches():
+            check_switch(switch)
+        blocked = self._blocked
+        if switch in blocked:
+            raise KillSwitchEngaged(f"kill switch {switch} is engaged", switch=str(switch))
+        if write and KillSwitch.GLOBAL_WRITE in blocked:
+            raise KillSwitchEngaged(
+                f"kill switch GLOBAL_WRITE is engaged (blocks {switch})", switch="GLOBAL_WRITE"
+            )
+        if self._clock.monotonic() > self._fresh_until:
+            raise KillSwitchEngaged(
+                f"kill switch {switch} reads engaged: store unreadable ({self.last_error})",
+                switch=str(switch),
+            )
+
+    def guard(self, switch: str, *, write: bool = True) -> Guard:
+        """A decorator and context manager that calls :meth:`check` before the guarded code.
+
+        ``write=True`` (the default) makes it a write guard: GLOBAL_WRITE blocks it too.
+        """
+        return Guard(self, check_switch(switch), write)
+
+    # -- state and flips ------------------------------------------------------------------------
+
+    def state(self, switch: str) -> SwitchState:
+        """Return what ``switch`` reads as and which rule decided (no RBAC: no actor or reason)."""
+        name = check_switch(switch)
+        record = self._records.get(name)
+        if name in self._override:
+            return SwitchState(name, True, "env", record)
+        if self._clock.monotonic() > self._fresh_until:
+            return SwitchState(name, True, "stale", record)
+        if record is not None:
+            return SwitchState(name, record.engaged, "store", record)
+        return SwitchState(name, False, "default", None)
+
+    def status(self, ctx: OpsContext) -> dict[str, SwitchState]:
+        """Every switch's state with records (actors, reasons): needs ``ops.kill_switch.read``."""
+        require_ops_permission(self.session, ctx, Permission.KILL_SWITCH_READ, target="kill_switch")
+        return {name: self.state(name) for name in sorted(registered_switches())}
+
+    def stale(self) -> bool:
+        """Return whether the store has not been read within the staleness bound."""
+        return self._clock.monotonic() > self._fresh_until
+
+    def engaged(self) -> frozenset[str]:
+        """Return the names of every switch that reads engaged now."""
+        if self.stale():
+            return registered_switches()
+        return self._blocked
+
+    def engage(self, switch: str, *, reason: str, actor: OpsContext | str) -> SwitchState:
+        """Engage ``switch`` for every instance; RBAC ``ops.kill_switch.engage``, audited."""
+        return self._flip(switch, True, reason, actor)
+
+    def release(self, switch: str, *, reason: str, actor: OpsContext | str) -> SwitchState:
+        """Release ``switch`` in the store; RBAC ``ops.kill_switch.release``, audited.
+
+        The returned state still reads engaged when ``OPS_KILL_SWITCH`` names the switch.
+        """
+        return self._flip(switch, False, reason, actor)
+
+    def _flip(
+        self, switch: str, engaged: bool, reason: str, actor: OpsContext | str
+    ) -> SwitchState:
+        name = check_switch(switch)
+        check_reason(reason)
+        ctx = actor if isinstance(actor, OpsContext) else OpsContext(actor)
+        permission = Permission.KILL_SWITCH_ENGAGE if engaged else Permission.KILL_SWITCH_RELEASE
+        action = ENGAGE_ACTION if engaged else RELEASE_ACTION
+        target = f"kill_switch:{name}"
+        require_ops_permission(self.session, ctx, permission, target=target)
+        record = SwitchRecord(name, engaged, reason, ctx.actor, self._clock.time())
+        sink = self.session.audit
+        details = {"reason": reason, "store": self.store.kind}
+
+        def audit(conn: Any) -> None:
+            with tenant_scope(ctx.tenant):
+                if conn is not None and isinstance(sink, AuditLog) and _same_db(sink, conn):
+                    sink.append(
+                        action, actor=ctx.actor, target=target, outcome="success",
+                        details=details, connection=conn,
+                    )  # fmt: skip
+                else:
+                    sink.append(
+                        action, actor=ctx.actor, target=target, outcome="success", details=details
+                    )
+
+        try:
+            stored = self.store.write(record, audit)
+        except StoreUnavailable as exc:
+            with tenant_scope(ctx.tenant):
+                sink.append(
+                    action, actor=ctx.actor, target=target, outcome="error",
+                    details={**details, "error": str(exc)[:500]},
+                )  # fmt: skip
+            raise
+        with self._lock:
+            current = self._records.get(name)
+            if current is None or current.version <= stored.version:
+                self._apply({**self._records, name: stored})
+        return self.state(name)
+
+    # -- refreshing -----------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Read the store now; on failure keep the old snapshot and record why. Returns success."""
+        try:
+            records = dict(self.store.read_all())
+        except Exception as exc:  # any failure to read means "unknown": fail closed, never raise
+            self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            return False
+        with self._lock:
+            self._apply(records)
+        if self.store.shared:
+            self._fresh_until = self._clock.monotonic() + self.staleness
+        self.last_error = None
+        return True
+
+    def _apply(self, records: dict[str, SwitchRecord]) -> None:
+        changed = records != self._records
+        self._records = records
+        self._blocked = self._override | {n for n, r in records.items() if r.engaged}
+        if changed:
+            for listener in tuple(self._listeners):
+                listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (from the refresher thread) whenever the snapshot changes."""
+        self._listeners.append(listener)
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.refresh()
+
+    def _spawn(self, target: Callable[[], None], role: str) -> None:
+        thread = threading.Thread(target=target, name=f"kill-switches-{role}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def close(self) -> None:
+        """Stop the background threads and release the store's connections."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        self.store.close()
+
+    def __enter__(self) -> KillSwitches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _same_db(sink: AuditLog, conn: Any) -> bool:
+    # Joining the flip's transaction is only safe (and only atomic) on the same database.
+    return bool(sink.engine.url.render_as_string() == conn.engine.url.render_as_string())
