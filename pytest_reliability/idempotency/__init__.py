@@ -1,5 +1,65 @@
-"""Exactly-once execution: the idempotency engine, its stores and webhook verification."""
+"""Exactly-once execution: the idempotency engine, its stores and webhook verification.
+
+Start with :meth:`IdempotencyEngine.from_url` and :meth:`IdempotencyEngine.run`; see
+``docs/idempotency.md`` for the whole story.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from pytest_reliability.idempotency._async import idempotent
+from pytest_reliability.idempotency._attempt import Attempt, current_attempt
+from pytest_reliability.idempotency._engine import (
+    AUDIT_CONCURRENT_CONFLICT,
+    AUDIT_DUPLICATE_SUPPRESSED,
+    AUDIT_FINGERPRINT_MISMATCH,
+    AUDIT_LEASE_TAKEOVER,
+    AUDIT_REPLAY_DETECTED,
+    IdempotencyEngine,
+)
+from pytest_reliability.idempotency._memory_store import MemoryStore
+from pytest_reliability.idempotency._model import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_RETENTION_SECONDS,
+    KEY_MAX_LENGTH,
+    IdempotencyConfig,
+    Outcome,
+    PayloadNotSerializable,
+    Record,
+    ReplayedFailure,
+    Scope,
+    State,
+    fingerprint,
+    key_hash,
+    validate_key,
+)
+from pytest_reliability.idempotency._store import IdempotencyStore, store_from_url
+
+__all__ = [
+    "AUDIT_CONCURRENT_CONFLICT",
+    "AUDIT_DUPLICATE_SUPPRESSED",
+    "AUDIT_FINGERPRINT_MISMATCH",
+    "AUDIT_LEASE_TAKEOVER",
+    "AUDIT_REPLAY_DETECTED",
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_RETENTION_SECONDS",
+    "KEY_MAX_LENGTH",
+    "Attempt",
+    "IdempotencyConfig",
+    "IdempotencyEngine",
+    "IdempotencyStore",
+    "MemoryStore",
+    "Outcome",
+    "PayloadNotSerializable",
+    "Record",
+    "ReplayedFailure",
+    "Scope",
+    "State",
+    "current_attempt",
+    "fingerprint",
+    "idempotent",
+    "key_hash",
+    "store_from_url",
+    "validate_key",
+]

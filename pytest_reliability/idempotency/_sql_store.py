@@ -1,0 +1,232 @@
+"""The SQL store (SQLite file or PostgreSQL): each claim, takeover and completion one statement.
+
+A claim is ``INSERT ... ON CONFLICT DO NOTHING``; when the key exists, the row is read and an
+expired lease is taken over by ``UPDATE ... WHERE token = :old`` (so of two workers racing for it,
+exactly one matches). Completion is ``UPDATE ... WHERE token = :mine AND state = 'IN_PROGRESS'``
+inside the caller's transaction, so the caller's own rows and the COMPLETED record commit or roll
+back together. On SQLite every transaction starts with ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from pytest_reliability.db import begin_immediate, create_schema, is_postgres, make_engine
+from pytest_reliability.errors import IdempotencyUnavailable, LeaseLost
+from pytest_reliability.idempotency._model import Claim, Record, Scope, State, decode_record
+from pytest_reliability.idempotency._store import Deferred
+from pytest_reliability.idempotency._tables import idempotency_records as t
+
+__all__ = ["SqlStore"]
+
+_COLUMNS = (
+    t.c.state,
+    t.c.fingerprint,
+    t.c.token,
+    t.c.fence,
+    t.c.lease_expires_ms,
+    t.c.expires_ms,
+    t.c.response,
+    t.c.error,
+)
+# A key can be released and re-claimed between our INSERT and SELECT; a few rounds settle it.
+_CLAIM_ROUNDS = 5
+
+
+def _pk(scope: Scope) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        t.c.tenant_id == scope.tenant,
+        t.c.operation == scope.operation,
+        t.c.key_hash == scope.key_hash,
+    )
+
+
+def _unavailable(exc: DBAPIError) -> IdempotencyUnavailable:
+    return IdempotencyUnavailable(f"idempotency store unavailable: {exc.orig!r}")
+
+
+@final
+class SqlStore:
+    """Idempotency records in the ``idempotency_records`` table of ``engine``.
+
+    Share ``engine`` with the application so a handler's rows commit with the record.
+    """
+
+    __slots__ = ("_insert", "_owns_engine", "engine")
+
+    def __init__(self, engine: Engine, *, ensure_schema: bool = True, _owns: bool = False) -> None:
+        self.engine = engine
+        self._owns_engine = _owns
+        dialect = postgresql if is_postgres(engine) else sqlite
+        self._insert = dialect.insert(t).on_conflict_do_nothing().returning(t.c.fence)
+        if ensure_schema:
+            try:
+                create_schema(engine)
+            except DBAPIError as exc:
+                raise _unavailable(exc) from exc
+
+    @classmethod
+    def from_url(cls, url: str, *, ensure_schema: bool = True, **engine_options: Any) -> SqlStore:
+        """Create the store on a new engine for ``url`` (see :func:`~pytest_reliability.db.make_engine`)."""  # noqa: E501
+        return cls(make_engine(url, **engine_options), ensure_schema=ensure_schema, _owns=True)
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with begin_immediate(self.engine) as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise _unavailable(exc) from exc
+
+    def claim(
+        self,
+        scope: Scope,
+        fingerprint: str,
+        *,
+        token: str,
+        now_ms: int,
+        lease_ms: int,
+        retention_ms: int,
+        on_takeover: Callable[[Any, int], None] | None = None,
+    ) -> Claim:
+        """Acquire the key or return its record (see :class:`IdempotencyStore`)."""
+        fresh = {
+            "state": State.IN_PROGRESS.value,
+            "fingerprint": fingerprint,
+            "token": token,
+            "fence": 1,
+            "lease_expires_ms": now_ms + lease_ms,
+            "expires_ms": now_ms + retention_ms,
+            "response": None,
+            "error": None,
+            "created_ms": now_ms,
+        }
+        with self._begin() as conn:
+            for _ in range(_CLAIM_ROUNDS):
+                row = {"tenant_id": scope.tenant, "operation": scope.operation}
+                row["key_hash"] = scope.key_hash
+                if conn.execute(self._insert, {**row, **fresh}).first() is not None:
+                    return Claim(acquired=True, token=token, fence=1)
+                found = conn.execute(sa.select(*_COLUMNS).where(_pk(scope))).first()
+                if found is None:
+                    continue
+                record = decode_record(tuple(found))
+                guard = sa.and_(_pk(scope), t.c.token == record.token)
+                if record.expires_ms <= now_ms:
+                    # Past retention: the key is free again, whatever the old record held.
+                    if conn.execute(t.update().where(guard).values(**fresh)).rowcount == 1:
+                        return Claim(acquired=True, token=token, fence=1)
+                    continue
+                if (
+                    record.fingerprint != fingerprint
+                    or record.state is not State.IN_PROGRESS
+                    or record.lease_expires_ms > now_ms
+                ):
+                    return Claim(acquired=False, record=record)
+                fence = record.fence + 1
+                taken = conn.execute(
+                    t.update()
+                    .where(guard, t.c.state == State.IN_PROGRESS.value)
+                    .values(token=token, fence=fence, lease_expires_ms=now_ms + lease_ms)
+                ).rowcount
+                if taken == 1:
+                    if on_takeover is not None:
+                        on_takeover(conn, fence)
+                    return Claim(acquired=True, token=token, fence=fence, takeover=True)
+            raise IdempotencyUnavailable("idempotency key is contended past the claim limit")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """The transaction shared by the handler's rows and the completion (``BEGIN IMMEDIATE``
+        on SQLite). A failure to open or commit it is :class:`IdempotencyUnavailable`; errors
+        raised by the body pass through untouched after the rollback."""
+        body_failed = False
+        try:
+            with begin_immediate(self.engine) as conn:
+                try:
+                    yield conn
+                except BaseException:
+                    body_failed = True
+                    raise
+        except DBAPIError as exc:
+            if body_failed:
+                raise
+            raise _unavailable(exc) from exc
+
+    def complete(
+        self,
+        scope: Scope,
+        token: str,
+        response: str,
+        *,
+        now_ms: int,
+        retention_ms: int,
+        handle: Any,
+        deferred: Sequence[Deferred] = (),
+    ) -> None:
+        """Complete inside ``handle`` (the transaction's connection); LeaseLost if not held."""
+        conn: Connection = handle
+        try:
+            done = conn.execute(
+                t.update()
+                .where(_pk(scope), t.c.token == token, t.c.state == State.IN_PROGRESS.value)
+                .values(
+                    state=State.COMPLETED.value,
+                    response=response,
+                    expires_ms=now_ms + retention_ms,
+                )
+            ).rowcount
+        except DBAPIError as exc:
+            raise _unavailable(exc) from exc
+        if done != 1:
+            raise LeaseLost("the lease on this key was taken over by another worker")
+        for effect in deferred:
+            effect(conn)
+
+    def fail(self, scope: Scope, token: str, error: str, *, now_ms: int, retention_ms: int) -> bool:
+        """Store a terminal failure if ``token`` holds the key."""
+        with self._begin() as conn:
+            return bool(
+                conn.execute(
+                    t.update()
+                    .where(_pk(scope), t.c.token == token, t.c.state == State.IN_PROGRESS.value)
+                    .values(state=State.FAILED.value, error=error, expires_ms=now_ms + retention_ms)
+                ).rowcount
+                == 1
+            )
+
+    def release(self, scope: Scope, token: str) -> bool:
+        """Delete the record if ``token`` holds it."""
+        with self._begin() as conn:
+            held = sa.and_(_pk(scope), t.c.token == token, t.c.state == State.IN_PROGRESS.value)
+            return bool(conn.execute(t.delete().where(held)).rowcount == 1)
+
+    def get(self, scope: Scope) -> Record | None:
+        """Return the record, or None."""
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(sa.select(*_COLUMNS).where(_pk(scope))).first()
+        except DBAPIError as exc:
+            raise _unavailable(exc) from exc
+        return None if found is None else decode_record(tuple(found))
+
+    def purge(self, now_ms: int) -> int:
+        """Delete records past retention whose lease is not live."""
+        dead = sa.and_(
+            t.c.expires_ms <= now_ms,
+            sa.or_(t.c.state != State.IN_PROGRESS.value, t.c.lease_expires_ms <= now_ms),
+        )
+        with self._begin() as conn:
+            return int(conn.execute(t.delete().where(dead)).rowcount)
+
+    def close(self) -> None:
+        """Dispose of the engine if this store created it."""
+        if self._owns_engine:
+            self.engine.dispose()

@@ -1,0 +1,88 @@
+"""Fixtures for the idempotency tests: every store behind one parametrised fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pytest_reliability.audit import InMemoryAuditLog
+from pytest_reliability.clock import ManualClock
+from pytest_reliability.idempotency import IdempotencyConfig, IdempotencyEngine
+from pytest_reliability.tenancy import tenant_scope
+
+STORES = ["memory", "sqlite", "postgres", "redis"]
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The name of the store under test."""
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+    if request.param == "redis":
+        request.applymarker(pytest.mark.redis)
+    return str(request.param)
+
+
+@pytest.fixture
+def store_spec(store_kind: str, request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """(URL, store options) of a fresh, isolated store of ``store_kind``."""
+    if store_kind == "memory":
+        return "memory://", {}
+    if store_kind == "sqlite":
+        return str(request.getfixturevalue("sqlite_url")), {}
+    if store_kind == "postgres":
+        return str(request.getfixturevalue("pg_url")), {}
+    prefix = str(request.getfixturevalue("redis_prefix"))
+    return str(request.getfixturevalue("redis_url")), {"prefix": prefix}
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A manual clock: leases and retention move only when the test says so."""
+    return ManualClock()
+
+
+@pytest.fixture
+def audit() -> InMemoryAuditLog:
+    """An in-memory audit log the engine writes to."""
+    return InMemoryAuditLog()
+
+
+@pytest.fixture
+def tenant() -> Iterator[str]:
+    """Run the test inside tenant ``acme``."""
+    with tenant_scope("acme"):
+        yield "acme"
+
+
+EngineFactory = Callable[..., IdempotencyEngine]
+
+
+@pytest.fixture
+def make_idem(
+    store_spec: tuple[str, dict[str, Any]], clock: ManualClock, audit: InMemoryAuditLog
+) -> Iterator[EngineFactory]:
+    """Build engines on the store under test (closed afterwards); keywords go to the config."""
+    made: list[IdempotencyEngine] = []
+    shared: dict[str, Any] = {}
+    url, options = store_spec
+
+    def make(*, use_clock: Any = clock, **config: Any) -> IdempotencyEngine:
+        if url == "memory://" and made:
+            # One process-local store shared by every engine of the test, like a shared database.
+            engine = IdempotencyEngine(
+                shared["store"], audit=audit, clock=use_clock, config=IdempotencyConfig(**config)
+            )
+        else:
+            engine = IdempotencyEngine.from_url(
+                url, audit=audit, clock=use_clock, config=IdempotencyConfig(**config), **options
+            )
+            shared.setdefault("store", engine.store)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.close()
