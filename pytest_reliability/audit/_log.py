@@ -29,6 +29,7 @@ from pytest_reliability.audit._chain import (
 )
 from pytest_reliability.audit._redact import redact
 from pytest_reliability.audit._schema import (
+    _NOT_EXTENDING,
     ACTION_MAX,
     ACTOR_MAX,
     OUTCOME_MAX,
@@ -37,7 +38,12 @@ from pytest_reliability.audit._schema import (
     audit_heads,
 )
 from pytest_reliability.clock import system_clock
-from pytest_reliability.db._engine import begin_immediate, is_postgres, pg_advisory_xact_lock
+from pytest_reliability.db._engine import (
+    advisory_lock_key,
+    is_postgres,
+    is_sqlite,
+    pg_advisory_xact_lock,
+)
 from pytest_reliability.errors import AuditError, InvalidAuditField, StoreUnavailable
 from pytest_reliability.ids import current_correlation_id, new_id
 from pytest_reliability.protocols import Clock
@@ -45,6 +51,45 @@ from pytest_reliability.tenancy import current_tenant, validate_tenant_id
 
 DEFAULT_MAX_DETAILS_BYTES = 64 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_COLUMNS = ", ".join(ChainRow._fields)
+_HEAD_SQL_QMARK = "SELECT last_seq, last_hash FROM audit_heads WHERE tenant_id = ?"
+_INSERT_SQL_QMARK = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_INSERT_SQL_FORMAT = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+_HEAD_SQL_FORMAT = "SELECT last_seq, last_hash FROM audit_heads WHERE tenant_id = %s"
+
+
+_OPTIMISTIC_ATTEMPTS = 3
+_LOCKED_ATTEMPTS = 50
+
+
+def _lost_race_check(engine: Engine) -> Callable[[BaseException], bool]:
+    """Return a test for "another writer took the position": retry, do not fail."""
+    if engine.dialect.name == "sqlite":
+        integrity = engine.dialect.loaded_dbapi.IntegrityError
+
+        def sqlite_lost(exc: BaseException) -> bool:
+            text = str(exc)
+            return isinstance(exc, integrity) and (
+                _NOT_EXTENDING in text or "audit_events.tenant_id, audit_events.seq" in text
+            )
+
+        return sqlite_lost
+    import psycopg.errors
+
+    def pg_lost(exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.SerializationFailure) or (
+            isinstance(exc, psycopg.errors.UniqueViolation)
+            and "uq_audit_events_tenant_seq" in str(exc)
+        )
+
+    return pg_lost
+
+
+def _lock_name(tenant: str) -> str:
+    return f"pytest_reliability.audit:{tenant}"
+
 
 AuditListener = Callable[[AuditEvent], None]
 _listeners: list[AuditListener] = []
@@ -159,6 +204,9 @@ class AuditLog(_Base):
     ) -> None:
         super().__init__(clock, max_details_bytes)
         self.engine = engine
+        # The last head this log wrote per tenant: a hint that saves a read, never trusted (the
+        # database refuses an event that does not extend the real head).
+        self._heads: dict[str, tuple[int, str]] = {}
 
     def append(
         self,
@@ -179,15 +227,19 @@ class AuditLog(_Base):
         """
         tenant = current_tenant()
         fields = self._prepare(action, actor, target, outcome, details)
+        dbapi_errors = self.engine.dialect.loaded_dbapi
         try:
             if connection is not None:
                 row = self._append_in(connection, tenant, fields)
             else:
-                with begin_immediate(self.engine) as conn:
-                    row = self._append_in(conn, tenant, fields)
+                row = self._append_own(tenant, fields)
         except DBAPIError as exc:
             raise StoreUnavailable(f"audit append failed: {exc.orig}") from exc
         except SQLAlchemyError as exc:
+            raise AuditError(f"audit append failed: {exc}") from exc
+        except dbapi_errors.OperationalError as exc:
+            raise StoreUnavailable(f"audit append failed: {exc}") from exc
+        except dbapi_errors.Error as exc:
             raise AuditError(f"audit append failed: {exc}") from exc
         event = AuditEvent.from_row(row)
         _notify(event)
@@ -196,8 +248,9 @@ class AuditLog(_Base):
     def _append_in(
         self, conn: Connection, tenant: str, fields: tuple[str, str, str, str, str]
     ) -> ChainRow:
+        """Append inside the caller's SQLAlchemy transaction."""
         if is_postgres(conn):
-            pg_advisory_xact_lock(conn, f"pytest_reliability.audit:{tenant}")
+            pg_advisory_xact_lock(conn, _lock_name(tenant))
         head = conn.execute(
             sa.select(audit_heads.c.last_seq, audit_heads.c.last_hash).where(
                 audit_heads.c.tenant_id == tenant
@@ -206,18 +259,117 @@ class AuditLog(_Base):
         seq = 1 if head is None else head.last_seq + 1
         prev = GENESIS_HASH if head is None else head.last_hash
         row = self._row(tenant, seq, prev, fields)
+        # The head row follows through the audit_events_advance_head trigger.
         conn.execute(audit_events.insert().values(**row._asdict()))
-        if head is None:
-            conn.execute(
-                audit_heads.insert().values(tenant_id=tenant, last_seq=seq, last_hash=row.hash)
-            )
-        else:
-            conn.execute(
-                audit_heads.update()
-                .where(audit_heads.c.tenant_id == tenant)
-                .values(last_seq=seq, last_hash=row.hash)
-            )
         return row
+
+    def _append_own(self, tenant: str, fields: tuple[str, str, str, str, str]) -> ChainRow:
+        """Append in a transaction of our own, through the bare DBAPI connection.
+
+        This is the hot path of every audited action, so it issues the fewest statements the
+        chain allows and skips SQLAlchemy's statement layer, which costs more per event than the
+        database work. Optimistic first: insert the next event after the head this log last saw
+        (read it when unknown) as one autocommit statement. The database refuses any event that
+        is not the next link of the tenant's chain (trigger ``audit_events_extend_head``, backed
+        by the unique key on (tenant, seq)), and a trigger moves the head in the same
+        transaction; so a writer whose head was stale is refused, never forks, and retries with
+        a fresh read. After :data:`_OPTIMISTIC_ATTEMPTS` lost races it takes the tenant's lock
+        (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so a hot tenant queues
+        instead of spinning.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            dbapi: Any = raw.driver_connection
+            sqlite = self.engine.dialect.name == "sqlite"
+            lost_race = _lost_race_check(self.engine)
+            attempts = [False] * _OPTIMISTIC_ATTEMPTS + [True] * _LOCKED_ATTEMPTS
+            for locked in attempts:
+                head = None if locked else self._heads.get(tenant)
+                try:
+                    if sqlite:
+                        row = self._append_sqlite(dbapi, tenant, fields, head, locked=locked)
+                    else:
+                        row = self._append_pg(dbapi, tenant, fields, head, locked=locked)
+                except Exception as exc:
+                    self._heads.pop(tenant, None)
+                    if lost_race(exc):
+                        continue
+                    raise
+                self._heads[tenant] = (row.seq, row.hash)
+                return row
+            raise AuditError(
+                f"audit append for tenant {tenant!r} lost {len(attempts)} races in a row"
+            )
+        finally:
+            raw.close()
+
+    def _append_sqlite(
+        self,
+        dbapi: Any,
+        tenant: str,
+        fields: tuple[str, str, str, str, str],
+        head: tuple[int, str] | None,
+        *,
+        locked: bool,
+    ) -> ChainRow:
+        cur = dbapi.cursor()
+        if not locked:
+            if head is None:
+                cur.execute(_HEAD_SQL_QMARK, (tenant,))
+                head = cur.fetchone()
+            row = self._row_after(head, tenant, fields)
+            cur.execute(_INSERT_SQL_QMARK, row)
+            return row
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute(_HEAD_SQL_QMARK, (tenant,))
+            row = self._row_after(cur.fetchone(), tenant, fields)
+            cur.execute(_INSERT_SQL_QMARK, row)
+            cur.execute("COMMIT")
+        except BaseException:
+            if dbapi.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
+        return row
+
+    def _append_pg(
+        self,
+        dbapi: Any,
+        tenant: str,
+        fields: tuple[str, str, str, str, str],
+        head: tuple[int, str] | None,
+        *,
+        locked: bool,
+    ) -> ChainRow:
+        cur = dbapi.cursor()
+        if not locked:
+            dbapi.autocommit = True
+            try:
+                if head is None:
+                    cur.execute(_HEAD_SQL_FORMAT, (tenant,))
+                    head = cur.fetchone()
+                row = self._row_after(head, tenant, fields)
+                cur.execute(_INSERT_SQL_FORMAT, row)
+            finally:
+                dbapi.autocommit = False
+            return row
+        try:
+            cur.execute(_LOCK_SQL, (advisory_lock_key(_lock_name(tenant)),))
+            cur.execute(_HEAD_SQL_FORMAT, (tenant,))
+            row = self._row_after(cur.fetchone(), tenant, fields)
+            cur.execute(_INSERT_SQL_FORMAT, row)
+            dbapi.commit()
+        except BaseException:
+            dbapi.rollback()
+            raise
+        return row
+
+    def _row_after(
+        self, head: tuple[Any, ...] | None, tenant: str, fields: tuple[str, str, str, str, str]
+    ) -> ChainRow:
+        if head is None or head[0] is None:
+            return self._row(tenant, 1, GENESIS_HASH, fields)
+        return self._row(tenant, head[0] + 1, head[1], fields)
 
     def events(self, *, action: str | None = None, limit: int | None = None) -> list[AuditEvent]:
         """Return the current tenant's events in sequence order, optionally of one action."""
@@ -234,49 +386,65 @@ class AuditLog(_Base):
         with self.engine.connect() as conn:
             return [AuditEvent.from_row(tuple(r)) for r in conn.execute(query)]
 
-    def verify(self, tenant: str | None = None) -> VerifyResult:
+    def verify(
+        self, tenant: str | None = None, *, connection: Connection | None = None
+    ) -> VerifyResult:
         """Verify one tenant's chain, or every tenant's when ``tenant`` is None.
 
         Returns a :class:`VerifyResult` naming the first break; it does not raise for a break
-        (call ``raise_for_break()`` for that).
+        (call ``raise_for_break()`` for that). With ``connection``, reads inside the caller's
+        transaction (and sees its uncommitted changes).
         """
-        columns = ", ".join(ChainRow._fields)
+        if tenant is not None:
+            validate_tenant_id(tenant)
         try:
-            with self.engine.connect() as conn:
-                head_query = "SELECT tenant_id, last_seq, last_hash FROM audit_heads"
-                params: dict[str, Any] = {}
-                if tenant is not None:
-                    validate_tenant_id(tenant)
-                    head_query += " WHERE tenant_id = :t"
-                    params = {"t": tenant}
-                heads = {r[0]: Head(r[1], r[2]) for r in conn.execute(sa.text(head_query), params)}
-                if tenant is None:
-                    found = {
-                        r[0]
-                        for r in conn.exec_driver_sql("SELECT DISTINCT tenant_id FROM audit_events")
-                    }
-                    tenants = sorted(found | heads.keys())
-                else:
-                    tenants = [tenant]
-                total = 0
-                for t in tenants:
-                    query = sa.text(
-                        f"SELECT {columns} FROM audit_events WHERE tenant_id = :t ORDER BY seq, id"
-                    )
-
-                    def load_all(t: str = t, query: sa.TextClause = query) -> list[ChainRow]:
-                        return [ChainRow(*r) for r in conn.execute(query, {"t": t})]
-
-                    result = conn.execution_options(yield_per=5000).execute(query, {"t": t})
-                    rows = (ChainRow._make(r) for r in result)
-                    checked, broken = verify_tenant(t, rows, heads.get(t), load_all)
-                    result.close()
-                    total += checked
-                    if broken is not None:
-                        return VerifyResult(total, len(tenants), broken, tuple(tenants))
-                return VerifyResult(total, len(tenants), None, tuple(tenants))
+            if connection is not None:
+                return self._verify_in(connection, tenant)
+            with self.engine.connect() as conn, conn.begin():
+                return self._verify_in(conn, tenant)
         except DBAPIError as exc:
             raise StoreUnavailable(f"audit verify could not read the log: {exc.orig}") from exc
+
+    def _verify_in(self, conn: Connection, tenant: str | None) -> VerifyResult:
+        head_query = sa.select(
+            audit_heads.c.tenant_id, audit_heads.c.last_seq, audit_heads.c.last_hash
+        )
+        if tenant is not None:
+            head_query = head_query.where(audit_heads.c.tenant_id == tenant)
+        heads = {r[0]: Head(r[1], r[2]) for r in conn.execute(head_query)}
+        if tenant is None:
+            found = conn.execute(sa.select(audit_events.c.tenant_id).distinct()).scalars()
+            tenants = sorted(set(found) | heads.keys())
+        else:
+            tenants = [tenant]
+        columns = ", ".join(ChainRow._fields)
+        mark = "?" if is_sqlite(conn) else "%s"
+        # The hot loop reads through the bare DBAPI cursor: SQLAlchemy's row objects cost more
+        # per event than hashing it. PostgreSQL streams through a server-side cursor.
+        sql = f"SELECT {columns} FROM audit_events WHERE tenant_id = {mark} ORDER BY seq, id"
+        dbapi: Any = conn.connection.driver_connection
+        total = 0
+        for t in tenants:
+
+            def load_all(t: str = t) -> list[ChainRow]:
+                cur = dbapi.cursor()
+                cur.execute(sql, (t,))
+                return [ChainRow(*r) for r in cur.fetchall()]
+
+            if is_postgres(conn):
+                cursor = dbapi.cursor(name=f"audit_verify_{abs(hash(t))}", binary=True)
+                cursor.itersize = 20_000
+            else:
+                cursor = dbapi.cursor()
+            try:
+                cursor.execute(sql, (t,))
+                checked, broken = verify_tenant(t, cursor, heads.get(t), load_all)
+            finally:
+                cursor.close()
+            total += checked
+            if broken is not None:
+                return VerifyResult(total, len(tenants), broken, tuple(tenants))
+        return VerifyResult(total, len(tenants), None, tuple(tenants))
 
 
 @final

@@ -50,7 +50,31 @@ audit_heads = sa.Table(
     sa.Column("last_hash", sa.String(64), nullable=False),
 )
 
+_NOT_EXTENDING = "audit event does not extend the chain head"
+
 _SQLITE_TRIGGERS = (
+    # The database itself refuses an event that is not the next link of its tenant's chain, so
+    # no writer (ours with a stale cached head, or anyone else's) can fork or skip.
+    f"""CREATE TRIGGER IF NOT EXISTS audit_events_extend_head BEFORE INSERT ON audit_events
+       WHEN NOT (
+         (NEW.seq = 1 AND NEW.prev_hash = '{"0" * 64}'
+           AND NOT EXISTS (SELECT 1 FROM audit_heads WHERE tenant_id = NEW.tenant_id))
+         OR EXISTS (SELECT 1 FROM audit_heads WHERE tenant_id = NEW.tenant_id
+           AND last_seq = NEW.seq - 1 AND last_hash = NEW.prev_hash))
+       BEGIN SELECT RAISE(ABORT, '{_NOT_EXTENDING}'); END""",
+    # The head follows every insert, so no writer can forget it and an insert that is not the
+    # tenant's next event is refused by audit_heads_forward_only below.
+    """CREATE TRIGGER IF NOT EXISTS audit_events_advance_head AFTER INSERT ON audit_events
+       BEGIN
+         INSERT INTO audit_heads (tenant_id, last_seq, last_hash)
+           VALUES (NEW.tenant_id, NEW.seq, NEW.hash)
+           ON CONFLICT (tenant_id) DO UPDATE
+           SET last_seq = excluded.last_seq, last_hash = excluded.last_hash;
+       END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_heads_start_at_one BEFORE INSERT ON audit_heads
+       WHEN NEW.last_seq <> 1
+         AND NOT EXISTS (SELECT 1 FROM audit_heads WHERE tenant_id = NEW.tenant_id)
+       BEGIN SELECT RAISE(ABORT, 'a tenant chain starts at sequence 1'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
@@ -63,6 +87,38 @@ _SQLITE_TRIGGERS = (
 )
 
 _PG_FUNCTIONS = (
+    # SQLSTATE 40001 (serialization_failure): the writer raced another and should re-read.
+    f"""CREATE OR REPLACE FUNCTION reliability_audit_extend_head() RETURNS trigger AS $$
+       BEGIN
+         IF NOT (
+           (NEW.seq = 1 AND NEW.prev_hash = '{"0" * 64}'
+             AND NOT EXISTS (SELECT 1 FROM audit_heads WHERE tenant_id = NEW.tenant_id))
+           OR EXISTS (SELECT 1 FROM audit_heads WHERE tenant_id = NEW.tenant_id
+             AND last_seq = NEW.seq - 1 AND last_hash = NEW.prev_hash)
+         ) THEN
+           RAISE EXCEPTION '{_NOT_EXTENDING}' USING ERRCODE = 'serialization_failure';
+         END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE FUNCTION reliability_audit_advance_head() RETURNS trigger AS $$
+       BEGIN
+         INSERT INTO audit_heads (tenant_id, last_seq, last_hash)
+           VALUES (NEW.tenant_id, NEW.seq, NEW.hash)
+           ON CONFLICT (tenant_id) DO UPDATE
+           SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash;
+         RETURN NULL;
+       END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE FUNCTION reliability_audit_head_start() RETURNS trigger AS $$
+       BEGIN
+         -- BEFORE INSERT also fires for the upsert that moves an existing head.
+         IF NEW.last_seq <> 1 AND NOT EXISTS (
+           SELECT 1 FROM audit_heads WHERE tenant_id = NEW.tenant_id
+         ) THEN
+           RAISE EXCEPTION 'a tenant chain starts at sequence 1'
+             USING ERRCODE = 'insufficient_privilege';
+         END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql""",
     """CREATE OR REPLACE FUNCTION reliability_audit_refuse() RETURNS trigger AS $$
        BEGIN
          RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
@@ -80,6 +136,27 @@ _PG_FUNCTIONS = (
 
 # (trigger name, table, timing and events, level, function)
 _PG_TRIGGERS = (
+    (
+        "audit_events_extend_head",
+        "audit_events",
+        "BEFORE INSERT",
+        "ROW",
+        "reliability_audit_extend_head",
+    ),
+    (
+        "audit_events_advance_head",
+        "audit_events",
+        "AFTER INSERT",
+        "ROW",
+        "reliability_audit_advance_head",
+    ),
+    (
+        "audit_heads_start_at_one",
+        "audit_heads",
+        "BEFORE INSERT",
+        "ROW",
+        "reliability_audit_head_start",
+    ),
     (
         "audit_events_no_update_delete",
         "audit_events",

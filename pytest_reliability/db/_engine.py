@@ -83,7 +83,8 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         engine = sa.create_engine(parsed, **kwargs)
         _configure_sqlite(engine, wal=not memory)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pool_pre_ping by default: it costs a round trip per checkout on every audited action,
+    # and a dead pooled connection already surfaces as StoreUnavailable and is discarded.
     return sa.create_engine(parsed, **kwargs)
 
 

@@ -1,0 +1,209 @@
+"""Audit log benchmarks: append throughput against a raw insert, and verify throughput.
+
+Run from the repository root::
+
+    python3 benchmarks/audit_bench.py [--events 400] [--rounds 3] [--verify-events 100000]
+
+Append: for SQLite (a file) and the real PostgreSQL, with 1 and 8 writer processes starting
+together, each round times our ``AuditLog.append`` and, alternating, a raw insert of rows of the
+same shape through the same DBAPI driver, one transaction per row, into a table of the same
+definition without the chain (no head row, no lock, no hash). The ratio is ours / raw wall time.
+
+Verify: 100,000 chained events are written in bulk, then ``AuditLog.verify()`` reads and re-hashes
+them all in this one process; reported in events per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import services
+from pytest_reliability.audit import AuditLog
+from pytest_reliability.audit._chain import GENESIS_HASH, ChainRow, event_hash
+from pytest_reliability.audit._schema import audit_events
+from pytest_reliability.db import create_schema, make_engine
+
+
+def _fresh_pg_url() -> tuple[str, str]:
+    base = services.postgres_url()
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    engine = make_engine(base)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    engine.dispose()
+    return f"{base}?options=-csearch_path%3D{schema}", schema
+
+
+def _drop_pg_schema(schema: str) -> None:
+    engine = make_engine(services.postgres_url())
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    engine.dispose()
+
+
+def _prepare(url: str) -> None:
+    engine = make_engine(url)
+    create_schema(engine)
+    # The same columns, key, unique constraint and index as audit_events; no triggers, no head.
+    raw_table = sa.Table(
+        "bench_raw_events",
+        sa.MetaData(),
+        *[c._copy() for c in audit_events.columns],
+        sa.UniqueConstraint("tenant_id", "seq", name="uq_bench_raw_tenant_seq"),
+        sa.Index("ix_bench_raw_tenant_action", "tenant_id", "action"),
+    )
+    raw_table.create(engine, checkfirst=True)
+    engine.dispose()
+
+
+def _run_writers(url: str, writers: int, tenants: int, events: int, raw: bool) -> float:
+    start_at = time.time() + 1.5  # every writer imports and connects before the start line
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "harness.audit_writer",
+                url,
+                f"tenant-{raw}-{i % tenants}",
+                str(events),
+                "--start-at",
+                str(start_at),
+                *(["--raw"] if raw else []),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(writers)
+    ]
+    elapsed = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise SystemExit(f"writer failed with exit code {proc.returncode}")
+        elapsed.append(float(out.strip()))
+    # All writers started at the same instant: the run took as long as the slowest.
+    return max(elapsed)
+
+
+def bench_append(events: int, rounds: int) -> list[tuple[str, int, int, float, float, float]]:
+    """Return (backend, writers, tenants, ours events/s, raw events/s, ratio) rows."""
+    rows = []
+    for backend in ("sqlite", "postgres"):
+        for writers, tenants in ((1, 1), (8, 8), (8, 1)):
+            ours_t, raw_t = [], []
+            for _ in range(rounds):
+                if backend == "sqlite":
+                    tmp = tempfile.mkdtemp()
+                    url, schema = f"sqlite:///{tmp}/bench.db", None
+                else:
+                    url, schema = _fresh_pg_url()
+                _prepare(url)
+                per_writer = max(1, events // writers)
+                raw_t.append(_run_writers(url, writers, tenants, per_writer, raw=True))
+                ours_t.append(_run_writers(url, writers, tenants, per_writer, raw=False))
+                if schema:
+                    _drop_pg_schema(schema)
+            total = per_writer * writers
+            ours, raw = statistics.median(ours_t), statistics.median(raw_t)
+            rows.append((backend, writers, tenants, total / ours, total / raw, ours / raw))
+    return rows
+
+
+def _bulk_chain(url: str, count: int) -> None:
+    engine = make_engine(url)
+    create_schema(engine)
+    prev = GENESIS_HASH
+    batch: list[dict[str, object]] = []
+    with engine.begin() as conn:
+        for seq in range(1, count + 1):
+            partial = (
+                "bench",
+                seq,
+                str(uuid.uuid4()),
+                1_700_000_000_000_000 + seq,
+                "invoice.create",
+                "user:alice",
+                f"invoice/{seq}",
+                "ok",
+                '{"amount":12,"currency":"EUR"}',
+                None,
+                prev,
+            )
+            row = ChainRow(*partial, event_hash(partial))
+            batch.append(row._asdict())
+            prev = row.hash
+            if len(batch) == 5000:
+                conn.execute(audit_events.insert(), batch)
+                batch = []
+        if batch:
+            conn.execute(audit_events.insert(), batch)
+    engine.dispose()
+
+
+def bench_verify(count: int) -> list[tuple[str, float]]:
+    """Return (backend, events/s) for verifying ``count`` events."""
+    out = []
+    tmp = tempfile.mkdtemp()
+    for backend in ("sqlite", "postgres"):
+        schema = None
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp}/verify.db"
+        else:
+            url, schema = _fresh_pg_url()
+        _bulk_chain(url, count)
+        engine = make_engine(url)
+        log = AuditLog(engine)
+        log.verify()  # warm caches
+        times = []
+        for _ in range(3):
+            began = time.perf_counter()
+            result = log.verify()
+            times.append(time.perf_counter() - began)
+            assert result.ok, result
+            assert result.events_checked == count, result
+        engine.dispose()
+        if schema:
+            _drop_pg_schema(schema)
+        out.append((backend, count / min(times)))
+    return out
+
+
+def main() -> None:
+    """Run both benchmarks and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=400, help="events per run (split by writers)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--verify-events", type=int, default=100_000)
+    parser.add_argument("--skip-append", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_append:
+        print(
+            "| backend | writers | tenants | AuditLog.append events/s | raw insert events/s "
+            "| ratio |"
+        )
+        print("|---|---|---|---|---|---|")
+        for backend, writers, tenants, ours, raw, ratio in bench_append(args.events, args.rounds):
+            print(
+                f"| {backend} | {writers} | {tenants} | {ours:,.0f} | {raw:,.0f} | {ratio:.2f}x |"
+            )
+    print()
+    print(f"| backend | verify events/s (one core, {args.verify_events} events) |")
+    print("|---|---|")
+    for backend, rate in bench_verify(args.verify_events):
+        print(f"| {backend} | {rate:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
