@@ -27,7 +27,7 @@ from typing import Any, final
 
 import pytest
 
-__all__ = ["TestFacts", "facts_for"]
+__all__ = ["TestFacts", "facts_for", "recorded_facts", "run_seed"]
 
 
 @final
@@ -93,3 +93,22 @@ def facts_for(node: pytest.Item | pytest.FixtureRequest) -> TestFacts:
     if facts is None:
         facts = stash[_FACTS] = TestFacts()
     return facts
+
+
+def recorded_facts(item: pytest.Item) -> TestFacts | None:
+    """Return the facts ``item`` recorded, or ``None`` when no fixture recorded any."""
+    return item.stash.get(_FACTS, None)
+
+
+RUN_SEED = pytest.StashKey[int]()
+"""Where the plugin keeps the run's seed in ``config.stash``."""
+
+
+def run_seed(config: pytest.Config) -> int:
+    """Return the run's seed (chosen once on the controller), else the ids module's seed."""
+    seed = config.stash.get(RUN_SEED, None)
+    if seed is None:
+        from pytest_reliability.ids import current_seed
+
+        return current_seed()
+    return seed

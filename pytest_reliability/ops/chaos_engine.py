@@ -1,0 +1,418 @@
+"""The chaos engine: faults injected on purpose, drawn from a seed, recorded and always removed.
+
+The engine refuses to arm (:class:`~pytest_reliability.errors.ChaosDisabled`) whenever the
+environment says production (``RELIABILITY_ENV``, ``APP_ENV`` or ``ENVIRONMENT`` set to
+``production`` or ``prod``, any case), whatever ``CHAOS_ENABLED`` says. Otherwise it arms inside a
+test (the ``chaos`` fixture passes ``in_test=True``) or when ``CHAOS_ENABLED=true``.
+
+Faults (each returns its :class:`Fault` record)::
+
+    engine.raise_exception("pkg.billing.charge", exc=TimeoutError("upstream"), on_call=2)
+    engine.return_value("pkg.flags.Flags.enabled", False, probability=0.3)
+    engine.latency("pkg.client.fetch", 0.2)
+    engine.timeout("pkg.client.fetch", after=0.05)
+    engine.database_error(sa_engine, kind="disconnect", on_call=3)
+    engine.refuse_connections("127.0.0.1", 6379)
+    engine.inject("payments-api", mode="5xx")    # a target from pytest_reliability_chaos_targets
+
+Triggers: every call (default), only the ``on_call``-th call (1-based), or each call with
+``probability``, drawn from a ``random.Random`` seeded by (seed, scope, fault index) so a run with
+the same seed fires the same calls. :meth:`ChaosEngine.restore` removes every fault, newest
+first; use the engine as a context manager, or the fixture, so that happens even when a test fails.
+Patching a dotted path replaces the attribute where it lives: code that copied the function
+elsewhere (``from mod import func``) keeps the original, as with ``unittest.mock.patch``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, final, runtime_checkable
+
+from pytest_reliability.errors import ChaosDisabled, ConfigurationError, InjectedFault
+from pytest_reliability.ids import parse_bool
+from pytest_reliability.ops import _chaos_patch
+
+__all__ = [
+    "CHAOS_ENABLED_ENV",
+    "PRODUCTION_ENV_VARS",
+    "PRODUCTION_VALUES",
+    "ChaosEngine",
+    "ChaosTarget",
+    "Fault",
+    "Trigger",
+    "check_armable",
+    "production_environment",
+]
+
+CHAOS_ENABLED_ENV = "CHAOS_ENABLED"
+"""Environment variable that arms the engine outside tests."""
+PRODUCTION_ENV_VARS = ("RELIABILITY_ENV", "APP_ENV", "ENVIRONMENT")
+"""Environment variables that may say the process runs in production."""
+PRODUCTION_VALUES = frozenset({"production", "prod"})
+"""Values (compared case-insensitively) that mean production."""
+
+
+def production_environment(environ: Mapping[str, str]) -> str | None:
+    """Return ``NAME=value`` of the first variable saying production, else ``None``."""
+    for name in PRODUCTION_ENV_VARS:
+        value = environ.get(name)
+        if value is not None and value.strip().lower() in PRODUCTION_VALUES:
+            return f"{name}={value}"
+    return None
+
+
+def check_armable(environ: Mapping[str, str] | None = None, *, in_test: bool = False) -> None:
+    """Raise :class:`ChaosDisabled` unless chaos may arm here (production always refuses)."""
+    env = os.environ if environ is None else environ
+    production = production_environment(env)
+    if production is not None:
+        raise ChaosDisabled(f"chaos refuses to arm in production ({production})")
+    if in_test:
+        return
+    try:
+        enabled = parse_bool(CHAOS_ENABLED_ENV, env.get(CHAOS_ENABLED_ENV))
+    except ConfigurationError as exc:
+        raise ChaosDisabled(f"chaos stays disarmed: {exc}") from None
+    if not enabled:
+        raise ChaosDisabled(f"chaos is disarmed: set {CHAOS_ENABLED_ENV}=true to arm it")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """When a fault fires: every call, the ``on_call``-th call only, or with ``probability``."""
+
+    on_call: int | None = None
+    probability: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_call is not None and self.probability is not None:
+            raise ConfigurationError("a fault takes on_call or probability, not both")
+        if self.on_call is not None and (isinstance(self.on_call, bool) or self.on_call < 1):
+            raise ConfigurationError(f"on_call must be 1 or more, not {self.on_call!r}")
+        if self.probability is not None and not 0.0 <= self.probability <= 1.0:
+            raise ConfigurationError(f"probability must be within [0, 1], not {self.probability!r}")
+
+    def describe(self) -> str:
+        """Return the trigger as the report writes it (``always``, ``call 3``, ``p=0.25``)."""
+        if self.on_call is not None:
+            return f"call {self.on_call}"
+        if self.probability is not None:
+            return f"p={self.probability:g}"
+        return "always"
+
+
+@final
+class Fault:
+    """One armed fault and what it did. Thread-safe: faulted code may run in threads."""
+
+    __slots__ = ("_calls", "_lock", "_rng", "fired", "index", "kind", "target", "trigger")
+
+    def __init__(self, index: int, target: str, kind: str, trigger: Trigger, rng: random.Random):
+        self.index = index
+        self.target = target
+        self.kind = kind
+        self.trigger = trigger
+        self.fired = 0
+        """How many times the fault fired."""
+        self._calls = 0
+        self._rng = rng
+        self._lock = threading.Lock()
+
+    def should_fire(self) -> bool:
+        """Count one call at the target; return whether the fault fires on it."""
+        with self._lock:
+            self._calls += 1
+            trigger = self.trigger
+            if trigger.on_call is not None:
+                fire = self._calls == trigger.on_call
+            elif trigger.probability is not None:
+                fire = self._rng.random() < trigger.probability
+            else:
+                fire = True
+            if fire:
+                self.fired += 1
+            return fire
+
+    @property
+    def calls(self) -> int:
+        """How many calls reached the target while the fault was armed."""
+        return self._calls
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fault as the report records it."""
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "trigger": self.trigger.describe(),
+            "fired": self.fired,
+        }
+
+
+@runtime_checkable
+class ChaosTarget(Protocol):
+    """A repository's own fault target, registered through ``pytest_reliability_chaos_targets``."""
+
+    def install(self, fault: Fault, params: Mapping[str, Any]) -> Callable[[], None]:
+        """Install the fault (call ``fault.should_fire()`` at each chance); return its undo."""
+        ...
+
+
+def _exception(exc: BaseException | type[BaseException] | None, target: str) -> BaseException:
+    if exc is None:
+        return InjectedFault(f"chaos: fault injected into {target}")
+    if isinstance(exc, type):
+        return exc(f"chaos: fault injected into {target}")
+    return exc
+
+
+@final
+class ChaosEngine:
+    """Arms faults and removes them all on :meth:`restore` (or on leaving a ``with`` block).
+
+    ``seed`` and ``scope`` (the fixture passes the run's seed and the test's node id) make
+    probability faults reproducible. ``targets`` maps names to dotted paths or
+    :class:`ChaosTarget` objects. ``sleep`` is the function latency and timeout faults sleep with.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        scope: str = "global",
+        in_test: bool = False,
+        environ: Mapping[str, str] | None = None,
+        targets: Mapping[str, ChaosTarget | str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._environ = environ
+        self._in_test = in_test
+        check_armable(environ, in_test=in_test)
+        self.seed = seed
+        self.scope = scope
+        self._targets = dict(targets or {})
+        self._sleep = sleep
+        self._faults: list[Fault] = []
+        self._undo: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """Every fault armed so far, in order (removed ones included: they are the record)."""
+        return tuple(self._faults)
+
+    def _new_fault(
+        self, target: str, kind: str, on_call: int | None, probability: float | None
+    ) -> Fault:
+        # Re-checked per fault: the environment may have changed since the engine was made.
+        check_armable(self._environ, in_test=self._in_test)
+        trigger = Trigger(on_call=on_call, probability=probability)
+        index = len(self._faults)
+        rng = random.Random(f"{self.seed}\x1f{self.scope}\x1f{index}")
+        return Fault(index, target, kind, trigger, rng)
+
+    def _arm(self, fault: Fault, undo: Callable[[], None]) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+            self._undo.append(undo)
+        return fault
+
+    def _dotted(self, target: str) -> str:
+        alias = self._targets.get(target)
+        return alias if isinstance(alias, str) else target
+
+    def _patch(
+        self,
+        target: str,
+        kind: str,
+        on_call: int | None,
+        probability: float | None,
+        faulty: Callable[[Fault, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any],
+    ) -> Fault:
+        path = self._dotted(target)
+        owner, name = _chaos_patch.resolve(path)
+        fault = self._new_fault(path, kind, on_call, probability)
+
+        def action(
+            original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            if fault.should_fire():
+                return faulty(fault, original, args, kwargs)
+            return original(*args, **kwargs)
+
+        return self._arm(fault, _chaos_patch.patch(owner, name, action))
+
+    def raise_exception(
+        self,
+        target: str,
+        exc: BaseException | type[BaseException] | None = None,
+        *,
+        on_call: int | None = None,
+        probability: float | None = None,
+    ) -> Fault:
+        """Make the callable at ``target`` raise ``exc`` (default :class:`InjectedFault`)."""
+        error = _exception(exc, target)
+
+        def faulty(
+            _f: Fault, _o: Callable[..., Any], _a: tuple[Any, ...], _k: dict[str, Any]
+        ) -> Any:
+            raise error
+
+        return self._patch(target, "exception", on_call, probability, faulty)
+
+    def return_value(
+        self,
+        target: str,
+        value: Any,
+        *,
+        on_call: int | None = None,
+        probability: float | None = None,
+    ) -> Fault:
+        """Make the callable at ``target`` return ``value`` without running."""
+
+        def faulty(
+            _f: Fault, _o: Callable[..., Any], _a: tuple[Any, ...], _k: dict[str, Any]
+        ) -> Any:
+            return value
+
+        return self._patch(target, "return_value", on_call, probability, faulty)
+
+    def latency(
+        self,
+        target: str,
+        seconds: float,
+        *,
+        on_call: int | None = None,
+        probability: float | None = None,
+    ) -> Fault:
+        """Delay calls to ``target`` by ``seconds`` (coroutines sleep without blocking the loop)."""
+        if seconds < 0:
+            raise ConfigurationError(f"latency must not be negative, not {seconds!r}")
+        is_async = _chaos_patch.is_async(*_chaos_patch.resolve(self._dotted(target)))
+
+        def faulty(
+            _f: Fault, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            if is_async:
+                return _chaos_patch.async_sleep_then(seconds, lambda: original(*args, **kwargs))
+            self._sleep(seconds)
+            return original(*args, **kwargs)
+
+        return self._patch(target, "latency", on_call, probability, faulty)
+
+    def timeout(
+        self,
+        target: str,
+        *,
+        after: float = 0.0,
+        exc: BaseException | type[BaseException] | None = None,
+        on_call: int | None = None,
+        probability: float | None = None,
+    ) -> Fault:
+        """Make calls to ``target`` wait ``after`` seconds, then raise ``exc`` (TimeoutError)."""
+        error = _exception(exc if exc is not None else TimeoutError, target)
+        is_async = _chaos_patch.is_async(*_chaos_patch.resolve(self._dotted(target)))
+
+        def fail() -> Any:
+            raise error
+
+        def faulty(
+            _f: Fault, _o: Callable[..., Any], _a: tuple[Any, ...], _k: dict[str, Any]
+        ) -> Any:
+            if is_async:
+                return _chaos_patch.async_sleep_then(after, fail)
+            self._sleep(after)
+            return fail()
+
+        return self._patch(target, "timeout", on_call, probability, faulty)
+
+    def database_error(
+        self,
+        engine: Any,
+        *,
+        kind: str = "operational",
+        on_call: int | None = None,
+        probability: float | None = None,
+    ) -> Fault:
+        """Make statements on the SQLAlchemy ``engine`` fail (``on_call``: the N-th statement).
+
+        ``kind`` is ``operational`` (``sqlalchemy.exc.OperationalError``) or ``disconnect`` (the
+        same, with the connection invalidated as after a lost server).
+        """
+        if kind not in ("operational", "disconnect"):
+            raise ConfigurationError(
+                f"database fault kind must be operational or disconnect, not {kind!r}"
+            )
+        from pytest_reliability.ops._chaos_sql import fail_statements
+
+        label = f"sqlalchemy:{engine.url.render_as_string(hide_password=True)}"
+        fault = self._new_fault(label, f"database_{kind}", on_call, probability)
+        undo = fail_statements(
+            engine, disconnect=kind == "disconnect", should_fail=fault.should_fire, label=label
+        )
+        return self._arm(fault, undo)
+
+    def refuse_connections(
+        self, host: str, port: int, *, on_call: int | None = None, probability: float | None = None
+    ) -> Fault:
+        """Make TCP connections to ``host:port`` (and its resolved addresses) fail as refused."""
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigurationError(f"port must be 1..65535, not {port!r}")
+        fault = self._new_fault(f"{host}:{port}", "connection_refused", on_call, probability)
+        hosts = _chaos_patch.addresses_of(host, port)
+        return self._arm(fault, _chaos_patch.refuse(hosts, port, fault.should_fire))
+
+    def inject(
+        self,
+        name: str,
+        *,
+        on_call: int | None = None,
+        probability: float | None = None,
+        **params: Any,
+    ) -> Fault:
+        """Arm the custom target ``name`` (from ``pytest_reliability_chaos_targets``)."""
+        target = self._targets.get(name)
+        if not isinstance(target, ChaosTarget):
+            known = ", ".join(sorted(k for k, v in self._targets.items() if not isinstance(v, str)))
+            raise ConfigurationError(f"no custom chaos target {name!r} (known: {known or 'none'})")
+        fault = self._new_fault(name, str(params.pop("kind", "custom")), on_call, probability)
+        return self._arm(fault, target.install(fault, params))
+
+    def restore(self) -> None:
+        """Remove every armed fault, newest first; every undo runs even if one raises."""
+        with self._lock:
+            undo, self._undo = self._undo, []
+        first: BaseException | None = None
+        for step in reversed(undo):
+            try:
+                step()
+            except BaseException as exc:  # keep undoing: a half-restored process is worse
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def facts(self) -> dict[str, Any]:
+        """Return the ``chaos`` facts section: every fault, how many armed, how many fired."""
+        faults = [f.as_dict() for f in self._faults]
+        return {
+            "faults": faults,
+            "injected": len(faults),
+            "fired": sum(f.fired for f in self._faults),
+        }
+
+    def __enter__(self) -> ChaosEngine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.restore()

@@ -1,0 +1,152 @@
+"""Assembling the report document: run metadata, CI environment, summary, gates and status."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pytest_reliability._version import __version__
+from pytest_reliability.report._collector import Collector, summarize
+from pytest_reliability.report._gates import GateResult
+from pytest_reliability.report._schema import SCHEMA_VERSION
+
+# provider, detecting variable, commit variable, branch variable, url variable
+_CI_PROVIDERS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("github-actions", "GITHUB_ACTIONS", "GITHUB_SHA", "GITHUB_REF_NAME", ""),
+    ("gitlab-ci", "GITLAB_CI", "CI_COMMIT_SHA", "CI_COMMIT_REF_NAME", "CI_JOB_URL"),
+    ("circleci", "CIRCLECI", "CIRCLE_SHA1", "CIRCLE_BRANCH", "CIRCLE_BUILD_URL"),
+    ("buildkite", "BUILDKITE", "BUILDKITE_COMMIT", "BUILDKITE_BRANCH", "BUILDKITE_BUILD_URL"),
+    ("azure-pipelines", "TF_BUILD", "BUILD_SOURCEVERSION", "BUILD_SOURCEBRANCHNAME", ""),
+    ("jenkins", "JENKINS_URL", "GIT_COMMIT", "GIT_BRANCH", "BUILD_URL"),
+    ("travis-ci", "TRAVIS", "TRAVIS_COMMIT", "TRAVIS_BRANCH", "TRAVIS_BUILD_WEB_URL"),
+)
+
+
+def ci_environment(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """Return the CI provider, commit, branch and job URL as far as ``environ`` tells."""
+
+    def get(name: str) -> str | None:
+        value: str = environ.get(name, "").strip() if name else ""
+        return value or None
+
+    for provider, marker, commit, branch, url in _CI_PROVIDERS:
+        if get(marker):
+            found: dict[str, str | None] = {
+                "provider": provider,
+                "commit": get(commit),
+                "branch": get(branch),
+            }
+            if provider == "github-actions" and get("GITHUB_RUN_ID"):
+                server = get("GITHUB_SERVER_URL") or "https://github.com"
+                repo = get("GITHUB_REPOSITORY") or ""
+                found["url"] = f"{server}/{repo}/actions/runs/{get('GITHUB_RUN_ID')}"
+            else:
+                found["url"] = get(url)
+            return found
+    generic = get("CI")
+    detected = "generic" if generic and generic.lower() not in ("0", "false", "no") else None
+    return {"provider": detected, "commit": None, "branch": None, "url": None}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class RunInfo:
+    """What the plugin knows about the run besides the tests."""
+
+    run_id: str
+    seed: int
+    deterministic_ids: bool
+    deterministic_uuid4: bool
+    required_categories: Sequence[str]
+    flaky_budget: int
+    started_at: datetime
+    environ: Mapping[str, str]
+    workers: list[str] = field(default_factory=list)
+    xdist_version: str | None = None
+    pytest_version: str = ""
+    interruption: dict[str, str] | None = None
+    internal_error: str | None = None
+
+
+def overall_status(
+    exit_code: int, interruption: Mapping[str, str] | None, gates: Sequence[GateResult]
+) -> str:
+    """Return ``error``, ``interrupted``, ``failed`` or ``passed``, most severe first."""
+    if exit_code == 3 or any(g.status == "error" for g in gates):
+        return "error"
+    if interruption is not None:
+        return "interrupted"
+    if exit_code not in (0, 5) or any(g.status == "failed" for g in gates):
+        return "failed"
+    return "passed"
+
+
+def build_tests_part(collector: Collector) -> dict[str, Any]:
+    """Return ``tests``, ``collection_errors`` and ``summary`` from the collected reports."""
+    tests = collector.tests()
+    errors = collector.collection_error_list()
+    return {
+        "summary": summarize(tests, len(errors)),
+        "tests": tests,
+        "collection_errors": errors,
+    }
+
+
+def build_run(info: RunInfo, exit_code: int, finished_at: datetime) -> dict[str, Any]:
+    """Return the ``run`` object."""
+    uname = platform.uname()
+    return {
+        "id": info.run_id,
+        "started_at": _iso(info.started_at),
+        "finished_at": _iso(finished_at),
+        "duration_s": round(max(0.0, (finished_at - info.started_at).total_seconds()), 6),
+        "seed": info.seed,
+        "deterministic_ids": info.deterministic_ids,
+        "deterministic_uuid4": info.deterministic_uuid4,
+        "complete": info.interruption is None and exit_code != 3,
+        "interruption": info.interruption,
+        "exit_code": exit_code,
+        "workers": sorted(info.workers),
+        "versions": {
+            "python": platform.python_version(),
+            "pytest": info.pytest_version,
+            "plugin": __version__,
+            "xdist": info.xdist_version,
+        },
+        "platform": {
+            "system": uname.system,
+            "release": uname.release,
+            "machine": uname.machine,
+            "implementation": sys.implementation.name,
+        },
+        "ci": ci_environment(info.environ),
+        "required_categories": list(info.required_categories),
+        "flaky_budget": info.flaky_budget,
+    }
+
+
+def assemble(
+    run: dict[str, Any],
+    tests_part: dict[str, Any],
+    gates: Sequence[GateResult],
+    sections: dict[str, Any],
+) -> dict[str, Any]:
+    """Return the report document in its canonical key order."""
+    status = overall_status(run["exit_code"], run["interruption"], gates)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "run": run,
+        "summary": tests_part["summary"],
+        "tests": tests_part["tests"],
+        "collection_errors": tests_part["collection_errors"],
+        "gates": [g.as_dict() for g in gates],
+        "sections": sections,
+    }

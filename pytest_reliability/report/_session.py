@@ -1,0 +1,141 @@
+"""The controller's side of the plugin: collects every report, then writes the JSON report.
+
+Registered by ``plugin.py`` on the process that owns the run (the xdist controller, or the only
+process) as a plugin object, so report hooks, which get no ``config``, still find their run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_reliability.report._build import RunInfo, assemble, build_run, build_tests_part
+from pytest_reliability.report._collector import Collector
+from pytest_reliability.report._gates import Gate, GateResult, builtin_gates, run_gate
+from pytest_reliability.report._io import write_report
+
+
+class ReportSession:
+    """Hooks that gather a run's reports and, at the end, write the reliability report."""
+
+    def __init__(self, config: pytest.Config, info: RunInfo, path: Path) -> None:
+        self.config = config
+        self.info = info
+        self.path = path
+        self.collector = Collector()
+        self.gate_results: list[GateResult] = []
+        self.document: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Fold each phase report into its test's record."""
+        self.collector.add_test_report(report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """Record each collection error once."""
+        if report.failed:
+            self.collector.add_collect_report(report)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
+        """A worker died while running ``crashitem``: the run is incomplete."""
+        self._interrupt("worker_crash", str(report.longrepr))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Merge what a worker sent in ``workeroutput``; a dead worker makes the run incomplete."""
+        sent = (getattr(node, "workeroutput", None) or {}).get("reliability") or {}
+        self.info.workers.append(str(sent.get("worker") or node.gateway.id))
+        if sent and sent.get("seed") != self.info.seed:
+            self.error = f"worker {node.gateway.id} ran with seed {sent.get('seed')}"
+        if error:
+            self._interrupt("worker_crash", f"worker {node.gateway.id} went down: {error}")
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Remember Ctrl-C, ``pytest.exit``, or xdist's stop after ``-x``/``--maxfail``."""
+        value = excinfo.value
+        reason = str(getattr(value, "msg", None) or value) or type(value).__name__
+        if isinstance(value, pytest.exit.Exception):
+            kind = "exit"
+        elif type(value).__module__.startswith("xdist") and reason.startswith("stopping after"):
+            kind = "maxfail"
+        else:
+            kind = "keyboard_interrupt"
+        self.info.interruption = {"kind": kind, "reason": reason}
+
+    def pytest_internalerror(self, excrepr: Any) -> None:
+        """Remember an internal error; the report still gets written, with status ``error``."""
+        lines = str(excrepr).strip().splitlines()
+        reason = lines[-1] if lines else "internal error"
+        self.info.interruption = {"kind": "internal_error", "reason": reason}
+
+    def _interrupt(self, kind: str, reason: str) -> None:
+        if self.info.interruption is None:
+            self.info.interruption = {"kind": kind, "reason": reason}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Build the report, run the gates, write the report, make a failed gate fail pytest."""
+        exit_code = int(session.exitstatus)
+        if session.shouldstop and self.info.interruption is None and exit_code != 2:
+            self._interrupt("maxfail", str(session.shouldstop))
+        if exit_code == 3:
+            self._interrupt("internal_error", "pytest raised an internal error")
+        tests_part = build_tests_part(self.collector)
+        run = build_run(self.info, exit_code, datetime.now(UTC))
+        view = {"run": run, **tests_part}
+        gates = [
+            run_gate(g, view, "builtin")
+            for g in builtin_gates(self.info.required_categories, self.info.flaky_budget)
+        ]
+        gates.extend(self._hook_gates(view))
+        if self.error is not None:
+            gates.append(GateResult("workers", "error", (self.error,), "builtin"))
+        if exit_code in (0, 5) and any(g.status != "passed" for g in gates):
+            exit_code = int(pytest.ExitCode.TESTS_FAILED)
+        run["exit_code"] = exit_code
+        sections: dict[str, Any] = {}
+        for found in self.config.hook.pytest_reliability_report_sections(config=self.config):
+            sections.update(found or {})
+        document = assemble(run, tests_part, gates, sections)
+        self.config.hook.pytest_reliability_modify_report(config=self.config, report=document)
+        self.gate_results = gates
+        try:
+            write_report(self.path, document)
+        except Exception as exc:  # the run must say the report is missing, not crash
+            self.error = f"reliability report not written to {self.path}: {exc}"
+            if exit_code == 0:
+                exit_code = int(pytest.ExitCode.TESTS_FAILED)
+        else:
+            self.document = document
+        session.exitstatus = exit_code
+
+    def _hook_gates(self, view: dict[str, Any]) -> list[GateResult]:
+        results: list[GateResult] = []
+        for gates in self.config.hook.pytest_reliability_gates(config=self.config, report=view):
+            for gate in gates or ():
+                if isinstance(gate, Gate):
+                    results.append(run_gate(gate, view, "hook"))
+                else:
+                    reason = f"pytest_reliability_gates returned {type(gate).__name__}, not Gate"
+                    results.append(GateResult(repr(gate)[:60], "error", (reason,), "hook"))
+        return results
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Say where the report went and, when a gate did not pass, which and why."""
+        write = terminalreporter
+        failing = [g for g in self.gate_results if g.status != "passed"]
+        if failing:
+            write.write_sep("=", "reliability gates failed", red=True, bold=True)
+            for gate in failing:
+                write.write_line(f"gate {gate.name}: {gate.status.upper()}")
+                for reason in gate.reasons:
+                    write.write_line(f"  - {reason}")
+        if self.error is not None:
+            write.write_line(f"reliability: {self.error}", red=True)
+        if self.document is not None:
+            status = self.document["status"]
+            write.write_line(f"reliability report: {self.path} (status: {status})")
