@@ -39,7 +39,7 @@ from pytest_reliability.ops._kill_switch_model import (
     register_switch,
     registered_switches,
 )
-from pytest_reliability.ops._kill_switch_stores import MemoryStore, sql_store
+from pytest_reliability.ops._kill_switch_stores import MemoryStore, check_namespace, sql_store
 from pytest_reliability.ops.rbac import (
     AuthorizationEngine,
     OpsContext,
@@ -134,6 +134,7 @@ class KillSwitches:
         prefixes Redis keys and channels; ``channel`` fixes the PostgreSQL NOTIFY channel.
         Other keyword arguments go to the constructor.
         """
+        check_namespace(namespace)
         text = url if isinstance(url, str) else None
         if text is not None and text.startswith("memory://"):
             store: KillSwitchStore = MemoryStore()

@@ -1,0 +1,55 @@
+"""Shared pieces for the ops control plane tests: an operator session and helpers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_reliability.audit import InMemoryAuditLog
+from pytest_reliability.ops.rbac import AuthorizationEngine, OpsContext, OpsSession
+from pytest_reliability.tenancy import tenant_scope
+
+OPERATOR = OpsContext("alice@ops")
+VIEWER = OpsContext("victor@ops")
+NOBODY = OpsContext("mallory@example")
+
+
+@pytest.fixture
+def audit() -> InMemoryAuditLog:
+    """An in-memory audit log."""
+    return InMemoryAuditLog()
+
+
+@pytest.fixture
+def authz() -> AuthorizationEngine:
+    """An engine where alice operates, victor views and mallory has no role."""
+    engine = AuthorizationEngine()
+    engine.grant(OPERATOR.actor, "ops_operator")
+    engine.grant(VIEWER.actor, "ops_viewer")
+    return engine
+
+
+@pytest.fixture
+def session(authz: AuthorizationEngine, audit: InMemoryAuditLog) -> OpsSession:
+    """An ops session with the engine above and the in-memory audit log."""
+    return OpsSession(authz, audit)
+
+
+def platform_events(audit: InMemoryAuditLog, action: str | None = None) -> list[tuple[str, ...]]:
+    """Return (action, actor, target, outcome) of the platform chain's events."""
+    with tenant_scope("platform"):
+        return [(e.action, e.actor, e.target, e.outcome) for e in audit.events(action=action)]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a kill switch thread running."""
+    yield
+    leaked = [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("kill-switches-") and t.is_alive()
+    ]
+    assert not leaked, f"threads left running: {leaked}"
