@@ -16,6 +16,12 @@ from pytest_reliability.idempotency._engine import (
     AUDIT_REPLAY_DETECTED,
     IdempotencyEngine,
 )
+from pytest_reliability.idempotency._helpers import (
+    ApiResponse,
+    api_operation,
+    billing_operation,
+    http_status_for,
+)
 from pytest_reliability.idempotency._memory_store import MemoryStore
 from pytest_reliability.idempotency._model import (
     DEFAULT_LEASE_SECONDS,
@@ -34,6 +40,12 @@ from pytest_reliability.idempotency._model import (
     validate_key,
 )
 from pytest_reliability.idempotency._store import IdempotencyStore, store_from_url
+from pytest_reliability.idempotency._webhooks import (
+    DEFAULT_TOLERANCE_SECONDS,
+    WebhookReceiver,
+    sign_webhook,
+    verify_webhook,
+)
 
 __all__ = [
     "AUDIT_CONCURRENT_CONFLICT",
@@ -44,7 +56,9 @@ __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DEFAULT_RETENTION_SECONDS",
+    "DEFAULT_TOLERANCE_SECONDS",
     "KEY_MAX_LENGTH",
+    "ApiResponse",
     "Attempt",
     "IdempotencyConfig",
     "IdempotencyEngine",
@@ -56,10 +70,16 @@ __all__ = [
     "ReplayedFailure",
     "Scope",
     "State",
+    "WebhookReceiver",
+    "api_operation",
+    "billing_operation",
     "current_attempt",
     "fingerprint",
+    "http_status_for",
     "idempotent",
     "key_hash",
+    "sign_webhook",
     "store_from_url",
     "validate_key",
+    "verify_webhook",
 ]

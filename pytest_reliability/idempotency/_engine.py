@@ -102,6 +102,16 @@ class IdempotencyEngine:
         """Build the engine on the store the URL names (see :func:`store_from_url`)."""
         return cls(store_from_url(url, **store_options), audit=audit, clock=clock, config=config)
 
+    @property
+    def clock(self) -> Clock:
+        """The clock leases, retention and webhook tolerance are measured on."""
+        return self._clock
+
+    @property
+    def audit(self) -> AuditSink | None:
+        """The audit sink the engine writes to, if any."""
+        return self._audit
+
     # -- the public calls -------------------------------------------------------------------
 
     def run(
