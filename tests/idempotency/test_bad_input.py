@@ -1,4 +1,4 @@
-"""Bad input and broken stores: rejected before anything runs, failing closed, never re-executing."""
+"""Bad input and broken stores: rejected up front, failing closed, never re-executing."""
 
 from __future__ import annotations
 

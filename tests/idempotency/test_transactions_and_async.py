@@ -38,7 +38,7 @@ charges = sa.Table(
 
 @pytest.fixture
 def billing(engine: Engine, clock: ManualClock) -> Iterator[tuple[IdempotencyEngine, Engine]]:
-    """An engine on the SQL store of ``engine`` (SQLite file and PostgreSQL) with a billing table."""
+    """An engine on the SQL store of ``engine`` (SQLite and PostgreSQL), with a billing table."""
     charges.create(engine)
     create_schema(engine)
     audit = AuditLog(engine, clock=clock)
@@ -95,16 +95,19 @@ def test_fenced_worker_effects_roll_back_with_its_failed_completion(
     clock.advance(6)
     fresh = idem.run(operation=OP, key="c3", payload={"amount": 7}, handler=_charge("c3", 7))
     assert fresh.takeover
+
     # The stale worker writes its charge and tries to complete in the same transaction.
-    with pytest.raises(LeaseLost), idem.store.transaction() as conn:
-        conn.execute(charges.insert().values(key="c3", amount=7))
-        attempt = Attempt(scope, replayed=False, fence=stale.fence)
-        attempt.complete({"charged": 7})
-        idem.store.complete(
-            scope, stale.token, '{"charged":7}', now_ms=0, retention_ms=1000, handle=conn
-        )
+    def stale_worker() -> None:
+        with idem.store.transaction() as conn:
+            conn.execute(charges.insert().values(key="c3", amount=7))
+            idem.store.complete(
+                scope, stale.token, '{"charged":7}', now_ms=0, retention_ms=1000, handle=conn
+            )
+
+    with pytest.raises(LeaseLost):
+        stale_worker()
     assert _rows(engine, "c3") == 1
-    audit = idem._audit
+    audit = idem.audit
     (event,) = audit.events(action=AUDIT_LEASE_TAKEOVER)
     assert event.details["fence"] == 2
     assert audit.verify().ok
