@@ -8,8 +8,10 @@ keys, but never loses or retypes one.
 from __future__ import annotations
 
 from pytest_reliability.report._build import ci_environment
+from pytest_reliability.report._diff import ReportDiff, Slowdown, diff_reports
 from pytest_reliability.report._gates import Gate, GateCheck, GateResult
 from pytest_reliability.report._io import check_writable, read_report, write_report
+from pytest_reliability.report._merge import merge_reports
 from pytest_reliability.report._schema import (
     REPORT_SCHEMA,
     SCHEMA_VERSION,
@@ -19,6 +21,7 @@ from pytest_reliability.report._schema import (
     validate_report,
     violations,
 )
+from pytest_reliability.report._summary import summary_markdown, summary_text
 
 __all__ = [
     "REPORT_SCHEMA",
@@ -26,12 +29,18 @@ __all__ = [
     "Gate",
     "GateCheck",
     "GateResult",
+    "ReportDiff",
     "SchemaViolation",
+    "Slowdown",
     "check_writable",
     "ci_environment",
+    "diff_reports",
     "load_schema",
+    "merge_reports",
     "read_report",
     "schema_path",
+    "summary_markdown",
+    "summary_text",
     "validate_report",
     "violations",
     "write_report",

@@ -1,0 +1,104 @@
+"""Merging the reports of sharded CI runs into one report over every shard's tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pytest_reliability.errors import ReportError
+from pytest_reliability.report._build import overall_status
+from pytest_reliability.report._collector import summarize
+from pytest_reliability.report._gates import GateResult, builtin_gates, run_gate
+from pytest_reliability.report._schema import SCHEMA_VERSION
+
+_SEVERITY = {"passed": 0, "failed": 1, "error": 2}
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _merged_hook_gates(reports: Sequence[Mapping[str, Any]]) -> list[GateResult]:
+    by_name: dict[str, GateResult] = {}
+    for report in reports:
+        for gate in report["gates"]:
+            if gate["source"] != "hook":
+                continue
+            seen = by_name.get(gate["name"])
+            reasons = tuple(gate["reasons"])
+            status = gate["status"]
+            if seen is not None:
+                reasons = seen.reasons + reasons
+                status = max(seen.status, status, key=_SEVERITY.__getitem__)
+            by_name[gate["name"]] = GateResult(
+                gate["name"], status, reasons, "hook", gate.get("description", "")
+            )
+    return list(by_name.values())
+
+
+def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Return one report holding the tests of every shard report, with the gates re-run.
+
+    The built-in gates run again over all tests, so a required category proven by any shard
+    counts; hook gates keep each shard's verdict (the worst one per name). A test present in
+    several shards keeps its last entry.
+    """
+    if not reports:
+        raise ReportError("nothing to merge: give at least one report")
+    tests: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+    required: list[str] = []
+    for report in reports:
+        for test in report["tests"]:
+            tests[test["nodeid"]] = test
+        for error in report["collection_errors"]:
+            errors.setdefault(error["nodeid"], error)
+        sections.update(report.get("sections", {}))
+        for category in report["run"]["required_categories"]:
+            if category not in required:
+                required.append(category)
+    runs = [r["run"] for r in reports]
+    first = runs[0]
+    started = min(_parse_time(r["started_at"]) for r in runs)
+    finished = max(_parse_time(r["finished_at"]) for r in runs)
+    budget = min(int(r["flaky_budget"]) for r in runs)
+    interruption = next((r["interruption"] for r in runs if r["interruption"]), None)
+    test_list = [tests[k] for k in sorted(tests)]
+    error_list = [errors[k] for k in sorted(errors)]
+    view: dict[str, Any] = {
+        "tests": test_list,
+        "collection_errors": error_list,
+        "summary": summarize(test_list, len(error_list)),
+    }
+    gates = [run_gate(g, view, "builtin") for g in builtin_gates(required, budget)]
+    gates.extend(_merged_hook_gates(reports))
+    exit_code = max((int(r["exit_code"]) for r in runs), key=lambda c: (c != 0, c))
+    if exit_code in (0, 5) and any(g.status != "passed" for g in gates):
+        exit_code = 1
+    run = {
+        **first,
+        "id": str(uuid.uuid4()),
+        "started_at": started.isoformat().replace("+00:00", "Z"),
+        "finished_at": finished.isoformat().replace("+00:00", "Z"),
+        "duration_s": round((finished - started).total_seconds(), 6),
+        "complete": all(r["complete"] for r in runs),
+        "interruption": interruption,
+        "exit_code": exit_code,
+        "workers": sorted({w for r in runs for w in r["workers"]}),
+        "required_categories": required,
+        "flaky_budget": budget,
+        "merged_from": [r["id"] for r in runs],
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": overall_status(exit_code, interruption, gates),
+        "run": run,
+        "summary": view["summary"],
+        "tests": test_list,
+        "collection_errors": error_list,
+        "gates": [g.as_dict() for g in gates],
+        "sections": sections,
+    }
