@@ -114,7 +114,7 @@ class KillSwitchScenario:
     def assert_allowed(
         self, switch: str, func: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> Any:
-        """Engage ``switch``, call ``func``, and fail if a kill switch blocks it; return its result."""
+        """Engage ``switch``, call ``func``, fail if a kill switch blocks it; return the result."""
         with self.engaged(switch):
             try:
                 result = func(*args, **kwargs)
