@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Reliability gate: run the suite with the reliability plugin, validate the JSON report against
+# its schema, print the summary, and exit non-zero (saying why) when a gate fails.
+#
+# Settings (environment):
+#   RELIABILITY_SUITE_DIR        directory pytest runs in (default: the repository root)
+#   RELIABILITY_PYTEST_ARGS      pytest arguments (default: "tests -n 2")
+#   RELIABILITY_REPORT           report path (default: <repo>/reports/reliability-validation-report.json)
+#   RELIABILITY_REQUIRED_CATEGORIES  categories that need a passing test
+#                                (default: "chaos kill_switch idempotency"; "" for none)
+#   PYTHON                       interpreter (default: python3)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+python="${PYTHON:-python3}"
+suite_dir="${RELIABILITY_SUITE_DIR:-$root}"
+report="${RELIABILITY_REPORT:-$root/reports/reliability-validation-report.json}"
+required="${RELIABILITY_REQUIRED_CATEGORIES-chaos kill_switch idempotency}"
+read -r -a pytest_args <<<"${RELIABILITY_PYTEST_ARGS:-tests -n 2}"
+
+require_args=()
+for category in $required; do
+  require_args+=(--reliability-require "$category")
+done
+
+echo "reliability-validation: pytest in $suite_dir, report $report"
+echo "reliability-validation: required categories: ${required:-none}"
+status=0
+(cd "$suite_dir" && "$python" -m pytest -p reliability "${pytest_args[@]}" \
+  --reliability-report "$report" "${require_args[@]}") || status=$?
+
+if [ ! -f "$report" ]; then
+  echo "reliability-validation: FAILED: pytest (exit $status) wrote no report at $report" >&2
+  exit "$(( status == 0 ? 1 : status ))"
+fi
+
+if ! "$python" -m pytest_reliability report validate "$report"; then
+  echo "reliability-validation: FAILED: the report does not match its schema" >&2
+  exit 1
+fi
+
+"$python" -m pytest_reliability report summary --format markdown "$report"
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  "$python" -m pytest_reliability report summary --format markdown "$report" >>"$GITHUB_STEP_SUMMARY"
+fi
+
+if [ "$status" -ne 0 ]; then
+  echo "reliability-validation: FAILED (pytest exit $status); gates:" >&2
+  "$python" - "$report" >&2 <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1], encoding="utf-8"))
+print(f"  status: {report['status']}")
+if report["run"]["interruption"]:
+    print(f"  interrupted: {report['run']['interruption']['reason']}")
+for gate in report["gates"]:
+    if gate["status"] != "passed":
+        print(f"  gate {gate['name']} {gate['status']}: " + "; ".join(gate["reasons"][:10]))
+PY
+  exit "$status"
+fi
+echo "reliability-validation: PASSED"
