@@ -181,17 +181,30 @@ class Head(NamedTuple):
     last_hash: str
 
 
-def _classify_bad_hash(row: ChainRow, position: int, rows: list[ChainRow]) -> ChainBreak:
-    """Tell a moved event from a changed one, for the slow path only."""
-    by_hash = {r.hash: i for i, r in enumerate(rows)}
-    by_prev = {r.prev_hash: i for i, r in enumerate(rows)}
-    candidates = set()
+_BRUTE_FORCE_LIMIT = 100_000
+
+
+def _classify_bad_hash(
+    row: ChainRow, position: int, rows: list[ChainRow], head: Head | None
+) -> ChainBreak:
+    """Tell a moved event from a changed one, for the slow path only.
+
+    A moved event still hashes correctly at the position it was written at. Try the positions
+    its neighbours point to first, then (for chains of reasonable length) every position.
+    """
+    by_hash = {r.hash: r.seq for r in rows}
+    by_prev = {r.prev_hash: r.seq for r in rows}
+    candidates: list[int] = []
     if row.prev_hash in by_hash:
-        candidates.add(rows[by_hash[row.prev_hash]].seq + 1)
+        candidates.append(by_hash[row.prev_hash] + 1)
     if row.hash in by_prev:
-        candidates.add(rows[by_prev[row.hash]].seq - 1)
-    for seq in sorted(candidates - {row.seq}):
-        if event_hash(row, seq) == row.hash:
+        candidates.append(by_prev[row.hash] - 1)
+    if head is not None and row.hash == head.last_hash:
+        candidates.append(head.last_seq)
+    if len(rows) <= _BRUTE_FORCE_LIMIT:
+        candidates.extend(r.seq for r in rows)
+    for seq in dict.fromkeys(candidates):
+        if seq != row.seq and event_hash(row, seq) == row.hash:
             return ChainBreak(
                 row.tenant_id,
                 position,
@@ -232,12 +245,8 @@ def verify_tenant(
                 return checked, ChainBreak(
                     tenant_id, expected, "deleted", f"sequence {expected} is missing"
                 )
-            first = next((r for r in load_all() if r.seq == seq), None)
-            if (
-                first is not None
-                and first.prev_hash == row.prev_hash
-                and event_hash(row) == row.hash
-            ):
+            rivals = [r for r in load_all() if r.seq == seq and r.event_id != row.event_id]
+            if any(r.prev_hash == row.prev_hash for r in rivals) and event_hash(row) == row.hash:
                 return checked, ChainBreak(
                     tenant_id, seq, "forked", f"two events claim sequence {seq}"
                 )
@@ -245,7 +254,7 @@ def verify_tenant(
                 tenant_id, seq, "inserted", f"event {row.event_id} duplicates sequence {seq}"
             )
         if event_hash(row) != row.hash:
-            return checked, _classify_bad_hash(row, seq, load_all())
+            return checked, _classify_bad_hash(row, seq, load_all(), head)
         if row.prev_hash != prev:
             return checked, ChainBreak(
                 tenant_id,

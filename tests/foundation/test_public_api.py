@@ -1,0 +1,94 @@
+"""The public surface is what ``__all__`` says, and every public name is documented."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+import pytest_reliability.errors as errors
+
+PUBLIC = {
+    "pytest_reliability": {"__version__"},
+    "pytest_reliability.tenancy": {
+        "TENANT_ID_MAX_LENGTH",
+        "current_tenant",
+        "current_tenant_or_none",
+        "tenant_scope",
+        "validate_tenant_id",
+    },
+    "pytest_reliability.clock": {"Clock", "ManualClock", "SystemClock", "system_clock"},
+    "pytest_reliability.protocols": {"AuditSink", "Clock"},
+    "pytest_reliability.db": {
+        "DATABASE_URL_ENV",
+        "DEFAULT_DATABASE_URL",
+        "SQLITE_BUSY_TIMEOUT_MS",
+        "advisory_lock_key",
+        "begin_immediate",
+        "create_schema",
+        "database_url_from_env",
+        "is_postgres",
+        "is_sqlite",
+        "make_engine",
+        "metadata",
+        "normalize_url",
+        "pg_advisory_xact_lock",
+        "register_schema_hook",
+        "session_factory",
+    },
+    "pytest_reliability.audit": {
+        "ACTION_MAX",
+        "ACTOR_MAX",
+        "DEFAULT_MAX_DETAILS_BYTES",
+        "GENESIS_HASH",
+        "OUTCOME_MAX",
+        "REDACTED",
+        "SECRET_KEY_PARTS",
+        "TARGET_MAX",
+        "AuditEvent",
+        "AuditListener",
+        "AuditLog",
+        "BreakKind",
+        "ChainBreak",
+        "InMemoryAuditLog",
+        "VerifyResult",
+        "add_listener",
+        "canonical_json",
+        "is_secret_key",
+        "redact",
+        "remove_listener",
+    },
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_all_is_the_intended_public_surface(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == PUBLIC[module_name]
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.{name} is listed but missing"
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_public_callables_have_docstrings(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert module.__doc__
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), f"{module_name}.{name} has no docstring"
+
+
+def test_every_error_derives_from_the_base_and_is_in_the_tree() -> None:
+    assert errors.__doc__ is not None
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.ReliabilityError)
+        assert name in errors.__doc__, f"{name} is missing from the tree in the docstring"
+
+
+def test_invalid_input_errors_are_value_errors() -> None:
+    assert issubclass(errors.InvalidTenant, ValueError)
+    assert issubclass(errors.IdempotencyUnavailable, errors.StoreUnavailable)
+    assert issubclass(errors.IdempotencyUnavailable, errors.IdempotencyError)
