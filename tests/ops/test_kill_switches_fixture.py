@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -70,7 +71,7 @@ def test_scenario(kill_switches):
 """
 
 
-def _run(pytester: pytest.Pytester, url: str, *args: str) -> tuple[pytest.RunResult, dict]:  # type: ignore[type-arg]
+def _run(pytester: pytest.Pytester, url: str, *args: str) -> tuple[pytest.RunResult, Any]:
     pytester.makepyfile(test_scenarios=PYTESTER_TESTS.format(url=url))
     report = pytester.path / "report.json"
     result = pytester.runpytest_subprocess(
