@@ -79,7 +79,8 @@ def overall_status(
     exit_code: int, interruption: Mapping[str, str] | None, gates: Sequence[GateResult]
 ) -> str:
     """Return ``error``, ``interrupted``, ``failed`` or ``passed``, most severe first."""
-    if exit_code == 3 or any(g.status == "error" for g in gates):
+    internal = interruption is not None and interruption.get("kind") == "internal_error"
+    if internal or any(g.status == "error" for g in gates):
         return "error"
     if interruption is not None:
         return "interrupted"
@@ -110,7 +111,7 @@ def build_run(info: RunInfo, exit_code: int, finished_at: datetime) -> dict[str,
         "seed": info.seed,
         "deterministic_ids": info.deterministic_ids,
         "deterministic_uuid4": info.deterministic_uuid4,
-        "complete": info.interruption is None and exit_code != 3,
+        "complete": info.interruption is None,
         "interruption": info.interruption,
         "exit_code": exit_code,
         "workers": sorted(info.workers),

@@ -80,9 +80,10 @@ class ReportSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Build the report, run the gates, write the report, make a failed gate fail pytest."""
         exit_code = int(session.exitstatus)
-        if session.shouldstop and self.info.interruption is None and exit_code != 2:
-            self._interrupt("maxfail", str(session.shouldstop))
-        if exit_code == 3:
+        stopped = session.shouldfail or session.shouldstop
+        if stopped and exit_code != pytest.ExitCode.INTERRUPTED:
+            self._interrupt("maxfail", str(stopped))
+        if exit_code == pytest.ExitCode.INTERNAL_ERROR:
             self._interrupt("internal_error", "pytest raised an internal error")
         tests_part = build_tests_part(self.collector)
         run = build_run(self.info, exit_code, datetime.now(UTC))
