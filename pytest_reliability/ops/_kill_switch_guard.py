@@ -25,7 +25,7 @@ class Guard:
         self.write = write
 
     def __enter__(self) -> None:
-        self._switches.check(self.switch, write=self.write)
+        self._switches.check(self.switch, self.write)
 
     def __exit__(self, *exc: object) -> None:
         return None
@@ -36,7 +36,7 @@ class Guard:
 
         @functools.wraps(func)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            check(switch, write=write)
+            check(switch, write)
             return func(*args, **kwargs)
 
         return guarded

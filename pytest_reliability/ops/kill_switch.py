@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, final
 
 from pytest_reliability.audit import AuditLog, InMemoryAuditLog
 from pytest_reliability.clock import system_clock
 from pytest_reliability.errors import ConfigurationError, KillSwitchEngaged, StoreUnavailable
+from pytest_reliability.ops import _kill_switch_model as _model
 from pytest_reliability.ops._kill_switch_guard import Guard
 from pytest_reliability.ops._kill_switch_model import (
     OPS_KILL_SWITCH_ENV,
@@ -68,6 +70,8 @@ DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_STALENESS = 10.0
 """Seconds without a successful read after which every switch reads engaged."""
 
+_GLOBAL_WRITE = "GLOBAL_WRITE"  # a plain str: hashing it is cheaper than the enum member's
+
 ENGAGE_ACTION = "ops.kill_switch.engage"
 RELEASE_ACTION = "ops.kill_switch.release"
 
@@ -103,6 +107,11 @@ class KillSwitches:
         self.poll_interval = poll_interval
         self.staleness = staleness
         self._clock: Clock = clock if clock is not None else system_clock
+        # The hot path calls this directly: time.monotonic itself for the system clock.
+        self._monotonic: Callable[[], float] = (
+            time.monotonic if self._clock is system_clock else self._clock.monotonic
+        )
+        self._guards: dict[tuple[str, bool], Guard] = {}
         self._lock = threading.Lock()
         self._records: dict[str, SwitchRecord] = {}
         # Read without the lock on the hot path; each is replaced whole, never mutated.
@@ -150,33 +159,48 @@ class KillSwitches:
 
     def is_engaged(self, switch: str) -> bool:
         """Return whether ``switch`` itself reads engaged (GLOBAL_WRITE is not folded in)."""
-        if switch not in registered_switches():
+        if switch not in _model._registered:
             check_switch(switch)
-        return switch in self._blocked or self._clock.monotonic() > self._fresh_until
+        return switch in self._blocked or self._monotonic() > self._fresh_until
 
-    def check(self, switch: str, *, write: bool = True) -> None:
+    def check(self, switch: str, write: bool = True) -> None:
         """Raise :class:`KillSwitchEngaged` if ``switch`` (or GLOBAL_WRITE, for a write) is on."""
-        if switch not in registered_switches():
-            check_switch(switch)
+        # One test on the fast path; the slow path below works out which rule refused.
         blocked = self._blocked
-        if switch in blocked:
-            raise KillSwitchEngaged(f"kill switch {switch} is engaged", switch=str(switch))
-        if write and KillSwitch.GLOBAL_WRITE in blocked:
+        if (
+            switch in blocked
+            or (write and _GLOBAL_WRITE in blocked)
+            or self._monotonic() > self._fresh_until
+            or switch not in _model._registered
+        ):
+            self._refuse(switch, write)
+
+    def _refuse(self, switch: str, write: bool) -> None:
+        name = check_switch(switch)
+        blocked = self._blocked
+        if name in blocked:
+            raise KillSwitchEngaged(f"kill switch {name} is engaged", switch=name)
+        if write and _GLOBAL_WRITE in blocked:
             raise KillSwitchEngaged(
-                f"kill switch GLOBAL_WRITE is engaged (blocks {switch})", switch="GLOBAL_WRITE"
+                f"kill switch GLOBAL_WRITE is engaged (blocks {name})", switch=_GLOBAL_WRITE
             )
-        if self._clock.monotonic() > self._fresh_until:
+        if self._monotonic() > self._fresh_until:
             raise KillSwitchEngaged(
-                f"kill switch {switch} reads engaged: store unreadable ({self.last_error})",
-                switch=str(switch),
+                f"kill switch {name} reads engaged: store unreadable ({self.last_error})",
+                switch=name,
             )
 
     def guard(self, switch: str, *, write: bool = True) -> Guard:
         """A decorator and context manager that calls :meth:`check` before the guarded code.
 
-        ``write=True`` (the default) makes it a write guard: GLOBAL_WRITE blocks it too.
+        ``write=True`` (the default) makes it a write guard: GLOBAL_WRITE blocks it too. Guards
+        are cached per (switch, write), so building one inside a hot ``with`` costs a lookup.
         """
-        return Guard(self, check_switch(switch), write)
+        key = (switch, write)
+        guard = self._guards.get(key)
+        if guard is None:
+            guard = self._guards[key] = Guard(self, check_switch(switch), write)
+        return guard
 
     # -- state and flips ------------------------------------------------------------------------
 
@@ -186,7 +210,7 @@ class KillSwitches:
         record = self._records.get(name)
         if name in self._override:
             return SwitchState(name, True, "env", record)
-        if self._clock.monotonic() > self._fresh_until:
+        if self._monotonic() > self._fresh_until:
             return SwitchState(name, True, "stale", record)
         if record is not None:
             return SwitchState(name, record.engaged, "store", record)
@@ -199,7 +223,7 @@ class KillSwitches:
 
     def stale(self) -> bool:
         """Return whether the store has not been read within the staleness bound."""
-        return self._clock.monotonic() > self._fresh_until
+        return self._monotonic() > self._fresh_until
 
     def engaged(self) -> frozenset[str]:
         """Return the names of every switch that reads engaged now."""
@@ -271,7 +295,7 @@ class KillSwitches:
         with self._lock:
             self._apply(records)
         if self.store.shared:
-            self._fresh_until = self._clock.monotonic() + self.staleness
+            self._fresh_until = self._monotonic() + self.staleness
         self.last_error = None
         return True
 
