@@ -16,7 +16,8 @@ import pytest
 from pytest_reliability import ids
 
 def _record(request, values):
-    out = pathlib.Path(os.environ["IDS_DIR"]) / request.node.nodeid.replace("/", "_").replace(":", "_")
+    name = request.node.nodeid.replace("/", "_").replace(":", "_")
+    out = pathlib.Path(os.environ["IDS_DIR"]) / name
     out.write_text("\\n".join(values))
 
 @pytest.mark.parametrize("n", range(6))
@@ -92,7 +93,9 @@ def test_same_report_and_ids_for_n0_n2_n4_and_any_order(
     all_ids = [v for text in id_sets[0].values() for v in text.splitlines() if "-" in v]
     assert len(all_ids) == len(set(all_ids)) == 18
     fired = id_sets[0]["test_suite.py__test_probability"]
-    assert "x" in fired and "." in fired  # the seeded coin really flips both ways
+    # the seeded coin really flips both ways
+    assert "x" in fired
+    assert "." in fired
 
 
 def test_a_killed_worker_fails_its_test_and_marks_the_run_incomplete(
