@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from pytest_reliability.idempotency._async import idempotent
 from pytest_reliability.idempotency._attempt import Attempt, current_attempt
+from pytest_reliability.idempotency._checker import (
+    CheckStats,
+    IdempotencyChecker,
+    SimulatedCrash,
+    SimulatedFailure,
+    crash_point,
+)
 from pytest_reliability.idempotency._engine import (
     AUDIT_CONCURRENT_CONFLICT,
     AUDIT_DUPLICATE_SUPPRESSED,
@@ -39,6 +46,7 @@ from pytest_reliability.idempotency._model import (
     key_hash,
     validate_key,
 )
+from pytest_reliability.idempotency._sequences import DELIVERY_KINDS, Delivery, RequestSequence
 from pytest_reliability.idempotency._store import IdempotencyStore, store_from_url
 from pytest_reliability.idempotency._webhooks import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -57,9 +65,13 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DEFAULT_RETENTION_SECONDS",
     "DEFAULT_TOLERANCE_SECONDS",
+    "DELIVERY_KINDS",
     "KEY_MAX_LENGTH",
     "ApiResponse",
     "Attempt",
+    "CheckStats",
+    "Delivery",
+    "IdempotencyChecker",
     "IdempotencyConfig",
     "IdempotencyEngine",
     "IdempotencyStore",
@@ -68,11 +80,15 @@ __all__ = [
     "PayloadNotSerializable",
     "Record",
     "ReplayedFailure",
+    "RequestSequence",
     "Scope",
+    "SimulatedCrash",
+    "SimulatedFailure",
     "State",
     "WebhookReceiver",
     "api_operation",
     "billing_operation",
+    "crash_point",
     "current_attempt",
     "fingerprint",
     "http_status_for",
