@@ -241,7 +241,10 @@ def pytest_configure(config: pytest.Config) -> None:
         except Exception as exc:
             raise pytest.UsageError(f"{OPT_REPORT}: {exc}") from None
     try:
-        deterministic_env = ids.deterministic_ids_enabled()
+        # The environment itself, not ids' override: an outer run (pytester) may have set one.
+        deterministic_env = ids.parse_bool(
+            ids.DETERMINISTIC_ENV, os.environ.get(ids.DETERMINISTIC_ENV)
+        )
     except Exception as exc:
         raise pytest.UsageError(str(exc)) from None
     state = _RunState(
