@@ -75,9 +75,15 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
     gates = [run_gate(g, view, "builtin") for g in builtin_gates(required, budget)]
     gates.extend(_merged_hook_gates(reports))
-    exit_code = max((int(r["exit_code"]) for r in runs), key=lambda c: (c != 0, c))
-    if exit_code in (0, 5) and any(g.status != "passed" for g in gates):
+    # A shard's exit code also carries its own gates' verdict, which the merge re-decides; only
+    # an interrupted shard's code (2, 3, pytest.exit's) survives as it is.
+    interrupted = [int(r["exit_code"]) for r in runs if r["interruption"]]
+    if interrupted:
+        exit_code = next((c for c in interrupted if c), 1)
+    elif any(g.status != "passed" for g in gates):
         exit_code = 1
+    else:
+        exit_code = 0 if test_list else 5
     run = {
         **first,
         "id": str(uuid.uuid4()),
