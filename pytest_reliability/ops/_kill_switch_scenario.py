@@ -1,10 +1,11 @@
 """Kill switch scenarios for tests: flip switches, assert what they block, restore afterwards.
 
 :class:`KillSwitchScenario` is the object behind the ``kill_switches`` fixture, usable on its own.
-It owns a :class:`~pytest_reliability.ops.kill_switch.KillSwitches` over any store, in a namespace
-of its own (so pytest-xdist workers sharing one PostgreSQL or Redis never see each other's flips),
-and an operator allowed to flip them. Every switch it touches is put back as it found it by
-:meth:`restore`, and its namespace is removed from a shared store.
+It owns a :class:`~pytest_reliability.ops.kill_switch.KillSwitches` over any store (a URL, or a
+repository's own ``KillSwitchStore`` object), in a namespace of its own (so pytest-xdist workers
+sharing one PostgreSQL or Redis never see each other's flips), and an operator allowed to flip
+them. Every switch it touches is put back as it found it by :meth:`restore`, and its namespace
+is removed from a shared store.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, final
 from pytest_reliability.audit import InMemoryAuditLog
 from pytest_reliability.errors import KillSwitchEngaged
 from pytest_reliability.ops._kill_switch_model import check_switch
-from pytest_reliability.ops.kill_switch import KillSwitches
+from pytest_reliability.ops.kill_switch import KillSwitches, KillSwitchStore
 from pytest_reliability.ops.rbac import AuthorizationEngine, OpsContext, OpsSession
 
 Recorder = Callable[[str, str], None]
@@ -34,7 +35,7 @@ class KillSwitchScenario:
 
     def __init__(
         self,
-        url: str = "memory://",
+        url: str | KillSwitchStore = "memory://",
         *,
         actor: str = "pytest",
         namespace: str | None = None,
@@ -48,13 +49,16 @@ class KillSwitchScenario:
         self.ctx = OpsContext(actor[:200])
         authz.grant(self.ctx.actor, "ops_operator")
         self.session = OpsSession(authz, self.audit)
-        self.switches = KillSwitches.from_url(
-            url,
-            namespace=self.namespace,
-            key_prefix=f"{self.namespace}:",
-            session=self.session,
-            **options,
-        )
+        if isinstance(url, str):
+            self.switches = KillSwitches.from_url(
+                url,
+                namespace=self.namespace,
+                key_prefix=f"{self.namespace}:",
+                session=self.session,
+                **options,
+            )
+        else:  # a repository's own KillSwitchStore object
+            self.switches = KillSwitches(url, session=self.session, **options)
         """The switches: hand them (or their ``guard``) to the code under test."""
         self._record = recorder or _ignore
         self._initial: dict[str, bool] = {}

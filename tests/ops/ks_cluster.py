@@ -84,8 +84,11 @@ class Worker:
 
 def flip_and_watch(
     flipper: Worker, watcher: Worker, op: str, switch: str, timeout: float = 5.0
-) -> float:
-    """Flip ``switch`` in ``flipper``; return seconds until ``watcher`` saw it (from flip start)."""
+) -> tuple[float, float]:
+    """Flip ``switch`` in ``flipper``; return seconds until ``watcher`` saw it.
+
+    Two figures: from the start of the flip (the write included) and from its commit.
+    """
     flipper.send(f"{op} {switch}")
     done = flipper.expect("done", timeout, op=op, switch=switch)
     want_engaged = op == "engage"
@@ -93,4 +96,4 @@ def flip_and_watch(
     while True:
         seen = watcher.expect("change", max(0.01, deadline - time.monotonic()))
         if (switch in seen["engaged"]) == want_engaged:
-            return float(seen["t"] - done["t_start"])
+            return float(seen["t"] - done["t_start"]), float(seen["t"] - done["t_end"])
