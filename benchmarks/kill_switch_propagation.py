@@ -18,6 +18,7 @@ server SDKs stream (polling mode has a 30 s minimum interval).
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
@@ -91,7 +92,7 @@ def measure(url: str, flips: int, poll: float, **options: object) -> list[tuple[
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def main() -> None:

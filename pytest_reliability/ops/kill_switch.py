@@ -153,7 +153,11 @@ class KillSwitches:
             store = RedisStore(text, namespace=namespace, key_prefix=key_prefix)
         else:
             store = sql_store(url, namespace=namespace, channel=channel)
-        return cls(store, **kwargs)
+        try:
+            return cls(store, **kwargs)
+        except BaseException:
+            store.close()  # a bad setting must not leave a connection pool behind
+            raise
 
     # -- the hot path: no I/O, no locks --------------------------------------------------------
 
@@ -293,6 +297,11 @@ class KillSwitches:
             self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
             return False
         with self._lock:
+            for name, mine in self._records.items():
+                theirs = records.get(name)
+                # A read that began before our own flip committed must not undo it locally.
+                if theirs is not None and theirs.version < mine.version:
+                    records[name] = mine
             self._apply(records)
         if self.store.shared:
             self._fresh_until = self._monotonic() + self.staleness
