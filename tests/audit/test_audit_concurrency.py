@@ -35,7 +35,7 @@ def _writers(url: str, processes: int, events: int, tenant: str = "acme") -> Non
         for _ in range(processes)
     ]
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
+        _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
 
 

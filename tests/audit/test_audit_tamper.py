@@ -6,7 +6,6 @@ one change, verifies inside that transaction, and rolls back, so one chain serve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -75,7 +74,7 @@ tampers = st.one_of(
 
 
 @pytest.fixture
-def chain(engine: Engine) -> Iterator[AuditLog]:
+def chain(engine: Engine) -> AuditLog:
     create_schema(engine)
     log = AuditLog(engine)
     with tenant_scope("acme"):
@@ -88,9 +87,9 @@ def chain(engine: Engine) -> Iterator[AuditLog]:
                 details={"amount": i},
             )
     with tenant_scope("globex"):
-        for i in range(3):
+        for _ in range(3):
             log.append("login", actor="user:2", target="session", outcome="ok")
-    yield log
+    return log
 
 
 def _disable_triggers(conn: Connection) -> None:
