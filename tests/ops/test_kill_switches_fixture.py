@@ -133,6 +133,7 @@ def test_isolated(kill_switches, n):
 
 
 @pytest.mark.redis
+@pytest.mark.slow
 def test_xdist_workers_sharing_one_redis_are_isolated(
     pytester: pytest.Pytester, redis_url: str
 ) -> None:
