@@ -209,7 +209,11 @@ class KillSwitches:
     # -- state and flips ------------------------------------------------------------------------
 
     def state(self, switch: str) -> SwitchState:
-        """Return what ``switch`` reads as and which rule decided (no RBAC: no actor or reason)."""
+        """Return what ``switch`` reads as, which rule decided, and the record behind it.
+
+        For the service's own code (no RBAC); an ops endpoint that shows switches to people
+        serves :meth:`status`, which checks ``ops.kill_switch.read``.
+        """
         name = check_switch(switch)
         record = self._records.get(name)
         if name in self._override:

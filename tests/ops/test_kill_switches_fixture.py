@@ -140,3 +140,34 @@ def test_xdist_workers_sharing_one_redis_are_isolated(
     pytester.makepyfile(test_xdist=XDIST_TESTS.format(url=redis_url))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=4)
+
+
+HOOK_CONFTEST = """
+import pytest
+
+class Spec:
+    @pytest.hookspec
+    def pytest_reliability_kill_switch_store(self, config):
+        "Return the kill switch store (a URL or a store object)."
+
+def pytest_addhooks(pluginmanager):
+    if not hasattr(pluginmanager.hook, "pytest_reliability_kill_switch_store"):
+        pluginmanager.add_hookspecs(Spec)
+
+def pytest_reliability_kill_switch_store(config):
+    return {url!r}
+"""
+
+
+def test_a_repository_chooses_the_store_through_the_hook(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hooked.db'}"
+    pytester.makeconftest(HOOK_CONFTEST.format(url=url))
+    pytester.makepyfile(
+        """
+        def test_store(kill_switches):
+            assert kill_switches.switches.store.kind == "sqlite"
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
