@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec, TypeVar, final
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, final
 
 if TYPE_CHECKING:
     from pytest_reliability.ops.kill_switch import KillSwitches
@@ -30,9 +31,24 @@ class Guard:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    async def __aenter__(self) -> None:
+        self._switches.check(self.switch, self.write)
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         check = self._switches.check
         switch, write = self.switch, self.write
+        if inspect.iscoroutinefunction(func):
+            # Check when the coroutine runs, not when it is created, and stay a coroutine
+            # function for frameworks that inspect what they are given.
+            @functools.wraps(func)
+            async def aguarded(*args: Any, **kwargs: Any) -> Any:
+                check(switch, write)
+                return await func(*args, **kwargs)
+
+            return cast("Callable[P, R]", aguarded)
 
         @functools.wraps(func)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:

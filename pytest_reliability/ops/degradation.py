@@ -17,11 +17,12 @@ manager) with the operation's :class:`Criticality`; a refusal raises
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import ParamSpec, TypeVar, final
+from typing import Any, ParamSpec, TypeVar, cast, final
 
 from pytest_reliability.clock import system_clock
 from pytest_reliability.errors import ConfigurationError, InvalidInput, OperationRefused
@@ -202,7 +203,22 @@ class _DegradationGuard:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    async def __aenter__(self) -> None:
+        self._degradation.check(self._operation, self._criticality)
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def aguarded(*args: Any, **kwargs: Any) -> Any:
+                self._degradation.check(self._operation, self._criticality)
+                return await func(*args, **kwargs)
+
+            return cast("Callable[P, R]", aguarded)
+
         @functools.wraps(func)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             self._degradation.check(self._operation, self._criticality)

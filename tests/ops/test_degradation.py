@@ -110,3 +110,25 @@ def test_bad_input(session: OpsSession) -> None:
     with pytest.raises(ConfigurationError):
         degradation.guard("")
     assert degradation.mode is DegradationMode.NORMAL
+
+
+def test_the_guard_works_on_coroutines(session: OpsSession) -> None:
+    import asyncio
+
+    degradation = Degradation(session)
+
+    @degradation.guard("recommendations", Criticality.OPTIONAL)
+    async def recommend() -> str:
+        return "ok"
+
+    async def scenario() -> str:
+        first = await recommend()
+        degradation.set_mode(DegradationMode.DEGRADED, reason="load", ctx=OPERATOR)
+        with pytest.raises(OperationRefused):
+            await recommend()
+        with pytest.raises(OperationRefused):
+            async with degradation.guard("preview"):
+                pass
+        return first
+
+    assert asyncio.run(scenario()) == "ok"

@@ -217,3 +217,26 @@ def test_a_store_down_at_start_up_starts_engaged(session: OpsSession) -> None:
         assert switches.stale()
         assert switches.is_engaged("BILLING")
         assert "ConnectionError" in (switches.last_error or "")
+
+
+def test_guards_work_on_coroutines(switches: KillSwitches) -> None:
+    import asyncio
+    import inspect
+
+    @switches.guard("WEBHOOKS")
+    async def deliver() -> str:
+        return "delivered"
+
+    async def scenario() -> list[str]:
+        out = [await deliver()]
+        coroutine = deliver()  # made while released...
+        switches.engage("WEBHOOKS", reason="r", actor=OPERATOR)
+        with pytest.raises(KillSwitchEngaged):
+            await coroutine  # ...refused when it runs
+        with pytest.raises(KillSwitchEngaged):
+            async with switches.guard("WEBHOOKS"):
+                out.append("inside")
+        return out
+
+    assert inspect.iscoroutinefunction(deliver)
+    assert asyncio.run(scenario()) == ["delivered"]
