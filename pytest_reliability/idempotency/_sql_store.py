@@ -39,6 +39,22 @@ _COLUMNS = (
 # A key can be released and re-claimed between our INSERT and SELECT; a few rounds settle it.
 _CLAIM_ROUNDS = 5
 
+# The hot path's statements, built once: building SQL expressions costs more than running them.
+_b = sa.bindparam
+_HELD = sa.and_(
+    t.c.tenant_id == _b("p_tenant"),
+    t.c.operation == _b("p_operation"),
+    t.c.key_hash == _b("p_key"),
+    t.c.token == _b("p_token"),
+    t.c.state == State.IN_PROGRESS.value,
+)
+_FINISH = (
+    t.update()
+    .where(_HELD)
+    .values(state=_b("p_state"), response=_b("p_response"), error=_b("p_error"))
+    .values(expires_ms=_b("p_expires"))
+)
+
 
 def _pk(scope: Scope) -> sa.ColumnElement[bool]:
     return sa.and_(
@@ -59,13 +75,18 @@ class SqlStore:
     Share ``engine`` with the application so a handler's rows commit with the record.
     """
 
-    __slots__ = ("_insert", "_owns_engine", "engine")
+    __slots__ = ("_autocommit", "_insert", "_owns_engine", "engine")
 
     def __init__(self, engine: Engine, *, ensure_schema: bool = True, _owns: bool = False) -> None:
         self.engine = engine
         self._owns_engine = _owns
         dialect = postgresql if is_postgres(engine) else sqlite
         self._insert = dialect.insert(t).on_conflict_do_nothing().returning(t.c.fence)
+        # On PostgreSQL a first claim is one atomic statement: no BEGIN/COMMIT round trips.
+        # (SQLite keeps BEGIN IMMEDIATE: its write lock is what orders the writers.)
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if is_postgres(engine) else None
+        )
         if ensure_schema:
             try:
                 create_schema(engine)
@@ -74,7 +95,14 @@ class SqlStore:
 
     @classmethod
     def from_url(cls, url: str, *, ensure_schema: bool = True, **engine_options: Any) -> SqlStore:
-        """Create the store on a new engine for ``url`` (see :func:`~pytest_reliability.db.make_engine`)."""  # noqa: E501
+        """Create the store on a new engine for ``url`` (see :func:`~pytest_reliability.db.make_engine`).
+
+        The pool does not ping connections before use (``pool_pre_ping=False``, one round trip
+        saved per transaction): after a database restart the first call on a dead connection
+        fails closed with :class:`IdempotencyUnavailable` and the pool reconnects. Pass
+        ``pool_pre_ping=True`` to trade that round trip for the failed call.
+        """  # noqa: E501
+        engine_options.setdefault("pool_pre_ping", False)
         return cls(make_engine(url, **engine_options), ensure_schema=ensure_schema, _owns=True)
 
     @contextmanager
@@ -108,10 +136,16 @@ class SqlStore:
             "error": None,
             "created_ms": now_ms,
         }
+        row = {"tenant_id": scope.tenant, "operation": scope.operation, "key_hash": scope.key_hash}
+        if self._autocommit is not None:
+            try:
+                with self._autocommit.connect() as conn:
+                    if conn.execute(self._insert, {**row, **fresh}).first() is not None:
+                        return Claim(acquired=True, token=token, fence=1)
+            except DBAPIError as exc:
+                raise _unavailable(exc) from exc
         with self._begin() as conn:
             for _ in range(_CLAIM_ROUNDS):
-                row = {"tenant_id": scope.tenant, "operation": scope.operation}
-                row["key_hash"] = scope.key_hash
                 if conn.execute(self._insert, {**row, **fresh}).first() is not None:
                     return Claim(acquired=True, token=token, fence=1)
                 found = conn.execute(sa.select(*_COLUMNS).where(_pk(scope))).first()
@@ -173,16 +207,11 @@ class SqlStore:
     ) -> None:
         """Complete inside ``handle`` (the transaction's connection); LeaseLost if not held."""
         conn: Connection = handle
+        params = self._held(scope, token)
+        params |= {"p_state": State.COMPLETED.value, "p_response": response, "p_error": None}
+        params["p_expires"] = now_ms + retention_ms
         try:
-            done = conn.execute(
-                t.update()
-                .where(_pk(scope), t.c.token == token, t.c.state == State.IN_PROGRESS.value)
-                .values(
-                    state=State.COMPLETED.value,
-                    response=response,
-                    expires_ms=now_ms + retention_ms,
-                )
-            ).rowcount
+            done = conn.execute(_FINISH, params).rowcount
         except DBAPIError as exc:
             raise _unavailable(exc) from exc
         if done != 1:
@@ -190,17 +219,22 @@ class SqlStore:
         for effect in deferred:
             effect(conn)
 
+    @staticmethod
+    def _held(scope: Scope, token: str) -> dict[str, Any]:
+        return {
+            "p_tenant": scope.tenant,
+            "p_operation": scope.operation,
+            "p_key": scope.key_hash,
+            "p_token": token,
+        }
+
     def fail(self, scope: Scope, token: str, error: str, *, now_ms: int, retention_ms: int) -> bool:
         """Store a terminal failure if ``token`` holds the key."""
+        params = self._held(scope, token)
+        params |= {"p_state": State.FAILED.value, "p_response": None, "p_error": error}
+        params["p_expires"] = now_ms + retention_ms
         with self._begin() as conn:
-            return bool(
-                conn.execute(
-                    t.update()
-                    .where(_pk(scope), t.c.token == token, t.c.state == State.IN_PROGRESS.value)
-                    .values(state=State.FAILED.value, error=error, expires_ms=now_ms + retention_ms)
-                ).rowcount
-                == 1
-            )
+            return bool(conn.execute(_FINISH, params).rowcount == 1)
 
     def release(self, scope: Scope, token: str) -> bool:
         """Delete the record if ``token`` holds it."""
