@@ -70,11 +70,14 @@ def _pg_bin(name: str) -> str:
     raise RuntimeError(f"PostgreSQL binary {name!r} not found; install postgresql")
 
 
-def start_private_postgres() -> str:
-    """Start a private PostgreSQL cluster and return its URL (reused while it runs)."""
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    data = STATE_DIR / "pgdata"
-    url_file = STATE_DIR / "postgres.url"
+def start_private_postgres(state_dir: Path = STATE_DIR) -> str:
+    """Start a private PostgreSQL cluster under ``state_dir`` and return its URL.
+
+    A cluster already running there is reused.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    data = state_dir / "pgdata"
+    url_file = state_dir / "postgres.url"
     if url_file.exists() and postgres_answers(url_file.read_text().strip()):
         return url_file.read_text().strip()
     port = _free_port()
@@ -84,7 +87,7 @@ def start_private_postgres() -> str:
         # user when we are root.
         cmd = [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
         _run_as_pg_user(cmd, data.parent)
-    log = STATE_DIR / "postgres.log"
+    log = state_dir / "postgres.log"
     _run_as_pg_user(
         [
             _pg_bin("pg_ctl"),
@@ -97,7 +100,7 @@ def start_private_postgres() -> str:
             "60",
             "start",
             "-o",
-            f"-p {port} -c listen_addresses=127.0.0.1 -k {STATE_DIR} -c fsync=off",
+            f"-p {port} -c listen_addresses=127.0.0.1 -k {state_dir} -c fsync=off",
         ],
         data.parent,
     )
@@ -122,12 +125,12 @@ def _run_as_pg_user(cmd: list[str], workdir: Path) -> None:
     subprocess.run(cmd, check=True, cwd="/", stdout=sys.stderr)
 
 
-def stop_private_postgres() -> None:
-    """Stop the private cluster, if one was started."""
-    data = STATE_DIR / "pgdata"
+def stop_private_postgres(state_dir: Path = STATE_DIR) -> None:
+    """Stop the private cluster under ``state_dir``, if one was started."""
+    data = state_dir / "pgdata"
     if (data / "postmaster.pid").exists():
-        _run_as_pg_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], STATE_DIR)
-    (STATE_DIR / "postgres.url").unlink(missing_ok=True)
+        _run_as_pg_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], state_dir)
+    (state_dir / "postgres.url").unlink(missing_ok=True)
 
 
 def postgres_url() -> str:
