@@ -31,7 +31,9 @@ def write_report(path: Path, document: dict[str, Any], *, schema: str = REPORT_S
     A reader never sees a half-written report: the rename replaces the old file in one step.
     """
     validate_report(document, schema)
-    payload = json.dumps(document, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
+    # Compact on purpose: json's C encoder only runs without indent, and a report of thousands of
+    # tests is read by tools (pytest-reliability report summary is the human view).
+    payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, final
 
 from pytest_reliability.errors import ReportError
+from pytest_reliability.report._fastcheck import compile_check
 
 SCHEMA_VERSION = "1.0"
 """The ``schema_version`` this plugin writes."""
@@ -71,8 +73,20 @@ def violations(document: Any, name: str = REPORT_SCHEMA) -> list[SchemaViolation
     return [SchemaViolation(_pointer(e.absolute_path), e.message) for e in errors]
 
 
+@functools.cache
+def _fast_check(name: str) -> Callable[[Any], bool] | None:
+    return compile_check(load_schema(name))
+
+
 def validate_report(document: Any, name: str = REPORT_SCHEMA) -> None:
-    """Raise :class:`~pytest_reliability.errors.ReportError` unless ``document`` is valid."""
+    """Raise :class:`~pytest_reliability.errors.ReportError` unless ``document`` is valid.
+
+    A compiled check proves most reports valid in one pass; jsonschema decides (and explains)
+    whatever that check cannot prove.
+    """
+    fast = _fast_check(name)
+    if fast is not None and fast(document):
+        return
     found = violations(document, name)
     if found:
         shown = "; ".join(str(v) for v in found[:5])

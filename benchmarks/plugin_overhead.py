@@ -1,0 +1,117 @@
+"""Plugin overhead: wall time of 5,000 trivial tests, bare vs reliability vs pytest-json-report.
+
+Run: ``python3 benchmarks/plugin_overhead.py [--tests 5000] [--repeat 7]``
+
+The three variants run alternately, each as a fresh ``python -m pytest`` process, with plugin
+autoload off so nothing else loaded skews the comparison:
+
+* bare:        ``-p no:reliability``
+* reliability: ``-p reliability`` writing its report (validated against the schema, atomic)
+* json-report: ``-p no:reliability -p pytest_jsonreport.plugin --json-report`` writing its report
+
+Prints the median wall time (and CPU time, steadier on a busy machine) of each and the ratios
+to the bare run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PER_FILE = 100
+
+
+def generate(directory: Path, tests: int) -> None:
+    """Write ``tests`` trivial tests, ``PER_FILE`` to a module."""
+    for start in range(0, tests, PER_FILE):
+        count = min(PER_FILE, tests - start)
+        body = "".join(f"def test_{start + i}():\n    assert True\n\n\n" for i in range(count))
+        (directory / f"test_gen_{start // PER_FILE:03d}.py").write_text(body)
+    (directory / "pytest.ini").write_text("[pytest]\n")
+
+
+def variants(directory: Path) -> dict[str, list[str]]:
+    """Return the pytest arguments of each variant."""
+    common = ["-q", "-p", "no:cacheprovider"]
+    return {
+        "bare": [*common, "-p", "no:reliability"],
+        "reliability": [
+            *common,
+            "-p",
+            "reliability",
+            f"--reliability-report={directory / 'out' / 'reliability.json'}",
+            "--reliability-seed=1",
+        ],
+        "json-report": [
+            *common,
+            "-p",
+            "no:reliability",
+            "-p",
+            "pytest_jsonreport.plugin",
+            "--json-report",
+            f"--json-report-file={directory / 'out' / 'json-report.json'}",
+        ],
+    }
+
+
+def time_run(directory: Path, args: list[str]) -> tuple[float, float]:
+    """Return wall and CPU seconds of one pytest process; fail loudly if the run did not pass."""
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark run failed ({args}):\n{done.stdout[-2000:]}{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def main() -> int:
+    """Run the benchmark and print the medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="reliability-bench-") as tmp:
+        directory = Path(tmp)
+        generate(directory, args.tests)
+        runs = variants(directory)
+        for argv in runs.values():  # warm the bytecode caches once, untimed
+            time_run(directory, argv)
+        wall: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.repeat):
+            for name, argv in runs.items():
+                seconds, cpu_seconds = time_run(directory, argv)
+                wall[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+    print(f"{args.tests} trivial tests, median of {args.repeat} alternating runs each")
+    for label, table in (("wall", wall), ("cpu", cpu)):
+        medians = {name: statistics.median(values) for name, values in table.items()}
+        bare = medians["bare"]
+        for name, median in medians.items():
+            spread = f"min {min(table[name]):.3f}s max {max(table[name]):.3f}s"
+            print(f"  {label} {name:<12} {median:7.3f}s  {median / bare:5.3f}x bare  ({spread})")
+        ratio = medians["reliability"] / medians["json-report"]
+        print(f"  {label} reliability / json-report: {ratio:.3f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
