@@ -47,6 +47,7 @@ from pytest_reliability.idempotency._model import (
     validate_key,
 )
 from pytest_reliability.idempotency._sequences import DELIVERY_KINDS, Delivery, RequestSequence
+from pytest_reliability.idempotency._sql_store import SqlStore
 from pytest_reliability.idempotency._store import IdempotencyStore, store_from_url
 from pytest_reliability.idempotency._webhooks import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -84,6 +85,7 @@ __all__ = [
     "Scope",
     "SimulatedCrash",
     "SimulatedFailure",
+    "SqlStore",
     "State",
     "WebhookReceiver",
     "api_operation",
