@@ -94,7 +94,7 @@ class RedisStore:
                 while not stop.is_set():
                     if pubsub.get_message(timeout=_LISTEN_TIMEOUT) is not None:
                         wake()
-            except self._redis.RedisError:
+            except Exception:  # whatever broke the connection: pause, reconnect; polling covers
                 stop.wait(_RECONNECT_DELAY)
             finally:
                 pubsub.close()

@@ -187,7 +187,7 @@ class SqlStore:
                     while not stop.is_set():
                         for _ in conn.notifies(timeout=_LISTEN_TIMEOUT):
                             wake()
-            except psycopg.Error:
+            except Exception:  # whatever broke the connection: pause, reconnect; polling covers
                 stop.wait(_RECONNECT_DELAY)
 
     def ensure_schema(self) -> None:

@@ -83,6 +83,9 @@ class KillSwitches:
     ``session`` supplies RBAC and the audit sink; without one, every flip is denied (deny by
     default) and reads still work. ``env`` is where ``OPS_KILL_SWITCH`` is read (default
     :data:`os.environ`); an unknown or malformed name there raises ConfigurationError now.
+    ``start=False`` runs no background thread: the snapshot changes only through :meth:`refresh`
+    and this instance's own flips, and a shared store goes stale after ``staleness`` seconds
+    (for tests that drive time with a manual clock).
     """
 
     def __init__(
