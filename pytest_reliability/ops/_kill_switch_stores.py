@@ -52,7 +52,7 @@ def check_namespace(namespace: object) -> str:
 
 @final
 class MemoryStore:
-    """Switches in this process's memory: the seed's behaviour, never shared, never stale."""
+    """Switches in this process's memory: never shared with another process, never stale."""
 
     kind = "memory"
     shared = False
