@@ -37,7 +37,7 @@ def make_switches(request: pytest.FixtureRequest, session: OpsSession) -> Iterat
     made: list[KillSwitches] = []
 
     def make(**kwargs: object) -> KillSwitches:
-        options: dict[str, object] = {
+        options: dict[str, Any] = {
             "session": session,
             "env": {},
             "poll_interval": 0.05,
