@@ -134,11 +134,29 @@ def _never(_value: Any) -> bool:
 def _all_of(checks: list[Check]) -> Check:
     if len(checks) == 1:
         return checks[0]
-    return lambda v: all(c(v) for c in checks)
+    frozen = tuple(checks)
+
+    def check(value: Any) -> bool:
+        for one in frozen:  # noqa: SIM110 - a loop skips a generator per value on the hot path
+            if not one(value):
+                return False
+        return True
+
+    return check
 
 
 def _any_of(checks: list[Check]) -> Check:
-    return lambda v: any(c(v) for c in checks)
+    if len(checks) == 1:
+        return checks[0]
+    frozen = tuple(checks)
+
+    def check(value: Any) -> bool:
+        for one in frozen:  # noqa: SIM110 - a loop skips a generator per value on the hot path
+            if one(value):
+                return True
+        return False
+
+    return check
 
 
 def _one_of(checks: list[Check]) -> Check:
@@ -146,7 +164,14 @@ def _one_of(checks: list[Check]) -> Check:
 
 
 def _items(item: Check) -> Check:
-    return lambda v: not isinstance(v, list) or all(map(item, v))
+    def check(value: Any) -> bool:
+        if isinstance(value, list):
+            for one in value:
+                if not item(one):
+                    return False
+        return True
+
+    return check
 
 
 def _unique(value: Any) -> bool:
@@ -161,7 +186,8 @@ def _enum(allowed: list[Any]) -> Check:
 
 
 def _required(names: list[str]) -> Check:
-    return lambda v: not isinstance(v, dict) or all(n in v for n in names)
+    wanted = frozenset(names)
+    return lambda v: not isinstance(v, dict) or wanted <= v.keys()
 
 
 def _min_items(n: int) -> Check:
