@@ -74,11 +74,13 @@ class Proof:
     def requests(self) -> int:
         return sum(p.read_bytes().count(b"\n") for p in self.tmp.glob("acks-*.log"))
 
-    def run(self, *, target: int, kill_every: tuple[float, float], deadline: float) -> None:
+    def run(
+        self, *, target: int, kill_every: tuple[float, float], deadline: float, min_kills: int = 15
+    ) -> None:
         for wid in range(self.workers):
             self.procs[wid] = self._spawn(wid)
         stop = time.monotonic() + deadline
-        while self.requests() < target:
+        while self.requests() < target or self.kills < min_kills:
             assert time.monotonic() < stop, f"only {self.requests()} requests in {deadline} s"
             time.sleep(self.rng.uniform(*kill_every))
             wid = self.rng.randrange(self.workers)
@@ -161,7 +163,7 @@ def test_postgres_eight_processes_ten_thousand_requests_with_sigkill(
     numbers = proof.verify(effects, fences)
     assert numbers["requests"] >= 10_000
     assert numbers["duplicates"] >= numbers["requests"] // 2
-    assert numbers["kills"] >= 5
+    assert numbers["kills"] >= 15
     assert numbers["takeovers"] >= 1, "no killed worker's lease was ever taken over"
     _report("postgres", numbers)
 
@@ -173,6 +175,8 @@ def test_sqlite_processes_with_sigkill(sqlite_url: str, tmp_path: Path) -> None:
     effects, fences = _sql_effects(sqlite_url)
     numbers = proof.verify(effects, fences)
     assert numbers["duplicates"] >= numbers["requests"] // 2
+    # Takeovers are reported, not required: with 15 kills, none may land between claim and
+    # completion here (the conformance suite proves takeover deterministically on every store).
     _report("sqlite", numbers)
 
 
@@ -188,4 +192,6 @@ def test_redis_processes_with_sigkill(redis_url: str, redis_prefix: str, tmp_pat
     client.close()
     numbers = proof.verify(effects, fences)
     assert numbers["duplicates"] >= numbers["requests"] // 2
+    # Takeovers are reported, not required: with 15 kills, none may land between claim and
+    # completion here (the conformance suite proves takeover deterministically on every store).
     _report("redis", numbers)
