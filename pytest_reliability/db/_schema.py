@@ -14,7 +14,11 @@ metadata = MetaData()
 """Every table of the package lives on this metadata."""
 
 # Modules that define tables on ``metadata``; imported by create_schema so it sees them all.
-_TABLE_MODULES: tuple[str, ...] = ("pytest_reliability.audit._schema",)
+_TABLE_MODULES: tuple[str, ...] = (
+    "pytest_reliability.audit._schema",
+    "pytest_reliability.idempotency._tables",
+    "pytest_reliability.ops._tables",
+)
 
 SchemaHook = Callable[[Connection], None]
 _hooks: list[SchemaHook] = []
