@@ -9,6 +9,9 @@ import pytest
 
 from pytest_reliability.audit import InMemoryAuditLog
 from pytest_reliability.clock import ManualClock
+
+# The fixture under test, also when the plugin is not loaded (``-p no:reliability``).
+from pytest_reliability.fixtures._idempotency import idempotency_check  # noqa: F401
 from pytest_reliability.idempotency import IdempotencyConfig, IdempotencyEngine
 from pytest_reliability.tenancy import tenant_scope
 

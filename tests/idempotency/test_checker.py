@@ -199,3 +199,34 @@ def test_generated_sequences_always_hold_a_duplicate(sequence: RequestSequence) 
 @given(key=strategies.idempotency_keys())
 def test_generated_keys_are_valid(key: str) -> None:
     assert validate_key(key) == key
+
+
+def test_idempotency_check_on_the_sqlite_store_with_effects_in_the_transaction(
+    idempotency_check: Any, sqlite_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    engine = IdempotencyEngine.from_url(sqlite_url)
+    sql = engine.store.engine  # type: ignore[attr-defined]
+    effects = sa.Table("effects", sa.MetaData(), sa.Column("key", sa.String(64)))
+    effects.create(sql)
+
+    def handler(request: Any) -> Any:
+        def work(attempt: Any) -> Any:
+            attempt.connection.execute(effects.insert().values(key=request["key"]))
+            crash_point()
+            return {"ok": request["body"]}
+
+        with tenant_scope("acme"):
+            key, body = request["key"], request["body"]
+            return engine.run(operation="billing.op", key=key, payload=body, handler=work).response
+
+    def count(key: str) -> int:
+        with sql.connect() as conn:
+            query = sa.select(sa.func.count()).where(effects.c.key == key)
+            return int(conn.execute(query).scalar_one())
+
+    stats = idempotency_check(handler, effects=count, max_examples=25)
+    assert stats.examples >= 25
+    assert 0 < stats.effects <= stats.keys
+    engine.close()
