@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar, final
 
-from pytest_reliability.audit import AuditLog
 from pytest_reliability.clock import system_clock
 from pytest_reliability.errors import (
     IdempotencyInProgress,
@@ -26,6 +25,14 @@ from pytest_reliability.errors import (
 )
 from pytest_reliability.idempotency._async import idempotent, run_async
 from pytest_reliability.idempotency._attempt import Attempt, attempt_scope
+from pytest_reliability.idempotency._auditing import (
+    AUDIT_CONCURRENT_CONFLICT,
+    AUDIT_DUPLICATE_SUPPRESSED,
+    AUDIT_FINGERPRINT_MISMATCH,
+    AUDIT_LEASE_TAKEOVER,
+    AUDIT_REPLAY_DETECTED,
+    emit,
+)
 from pytest_reliability.idempotency._model import (
     Claim,
     IdempotencyConfig,
@@ -52,11 +59,6 @@ __all__ = [
     "IdempotencyEngine",
 ]
 
-AUDIT_DUPLICATE_SUPPRESSED = "idempotency.duplicate_suppressed"
-AUDIT_REPLAY_DETECTED = "idempotency.replay_detected"
-AUDIT_FINGERPRINT_MISMATCH = "idempotency.fingerprint_mismatch"
-AUDIT_CONCURRENT_CONFLICT = "idempotency.concurrent_conflict"
-AUDIT_LEASE_TAKEOVER = "idempotency.lease_takeover"
 
 Handler = Callable[[Attempt], Any]
 P = ParamSpec("P")
@@ -355,23 +357,4 @@ class IdempotencyEngine:
         details: Mapping[str, Any],
         handle: Any = None,
     ) -> None:
-        if self._audit is None:
-            return
-        full = {"operation": scope.operation, "key_hash": scope.key_hash, **details}
-        if (
-            isinstance(self._audit, AuditLog)
-            and handle is not None
-            and getattr(handle, "engine", None) is self._audit.engine
-        ):
-            self._audit.append(
-                action,
-                actor=self.config.actor,
-                target=scope.operation,
-                outcome=outcome,
-                details=full,
-                connection=handle,
-            )
-            return
-        self._audit.append(
-            action, actor=self.config.actor, target=scope.operation, outcome=outcome, details=full
-        )
+        emit(self._audit, self.config.actor, action, scope, outcome, details, handle)
