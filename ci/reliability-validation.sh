@@ -4,7 +4,9 @@
 #
 # Settings (environment):
 #   RELIABILITY_SUITE_DIR        directory pytest runs in (default: the repository root)
-#   RELIABILITY_PYTEST_ARGS      pytest arguments (default: "tests -n 2")
+#   RELIABILITY_PYTEST_ARGS      pytest arguments (default: "tests -n 2 -p no:benchmark": the
+#                                suite does not use pytest-benchmark, whose warning under xdist
+#                                would be an error with filterwarnings = error)
 #   RELIABILITY_REPORT           report path (default: <repo>/reports/reliability-validation-report.json)
 #   RELIABILITY_REQUIRED_CATEGORIES  categories that need a passing test
 #                                (default: "chaos kill_switch idempotency"; "" for none)
@@ -16,7 +18,7 @@ python="${PYTHON:-python3}"
 suite_dir="${RELIABILITY_SUITE_DIR:-$root}"
 report="${RELIABILITY_REPORT:-$root/reports/reliability-validation-report.json}"
 required="${RELIABILITY_REQUIRED_CATEGORIES-chaos kill_switch idempotency}"
-read -r -a pytest_args <<<"${RELIABILITY_PYTEST_ARGS:-tests -n 2}"
+read -r -a pytest_args <<<"${RELIABILITY_PYTEST_ARGS:-tests -n 2 -p no:benchmark}"
 
 require_args=()
 for category in $required; do

@@ -40,6 +40,14 @@ def pytest_reliability_gates(config: pytest.Config, report: Mapping[str, Any]) -
     """
 
 
+@pytest.hookspec(firstresult=True)
+def pytest_reliability_kill_switch_store(config: pytest.Config) -> Any:
+    """Return the store the ``kill_switches`` fixture uses: a URL or a ``KillSwitchStore``.
+
+    The first non-None answer wins; with none, the fixture uses ``memory://``.
+    """
+
+
 def pytest_reliability_chaos_targets(
     config: pytest.Config,
 ) -> Mapping[str, ChaosTarget | str] | None:

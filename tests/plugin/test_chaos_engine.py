@@ -18,6 +18,8 @@ from tests.plugin import chaos_targets as targets
 
 T = "tests.plugin.chaos_targets"
 
+pytestmark = pytest.mark.chaos
+
 
 @pytest.fixture
 def armed() -> Iterator[ChaosEngine]:
@@ -271,3 +273,12 @@ def test_fault_records_are_thread_safe(armed: ChaosEngine) -> None:
         thread.join()
     assert fault.calls == 800
     assert 0 < fault.fired < 800
+
+
+def test_chaos_fixture_breaks_a_real_database_for_one_test(
+    chaos: ChaosEngine, sqlite_engine: Engine
+) -> None:
+    assert _statement_results(sqlite_engine, 1) == ["1"]
+    chaos.database_error(sqlite_engine, kind="disconnect", probability=1.0)
+    assert _statement_results(sqlite_engine, 2) == ["invalidated", "invalidated"]
+    assert chaos.facts()["fired"] == 2

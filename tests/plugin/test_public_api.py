@@ -38,6 +38,7 @@ def test_every_hook_specification_is_prefixed_and_documented() -> None:
     assert sorted(hooks) == [
         "pytest_reliability_chaos_targets",
         "pytest_reliability_gates",
+        "pytest_reliability_kill_switch_store",
         "pytest_reliability_modify_report",
         "pytest_reliability_report_sections",
     ]
