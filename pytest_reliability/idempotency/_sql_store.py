@@ -48,6 +48,18 @@ _HELD = sa.and_(
     t.c.token == _b("p_token"),
     t.c.state == State.IN_PROGRESS.value,
 )
+# PostgreSQL's hot path as driver SQL: ``exec_driver_sql`` skips statement compilation yet still
+# fires SQLAlchemy's events (chaos injection and instrumentation see it like any statement).
+_PG_CLAIM = (
+    "INSERT INTO idempotency_records (tenant_id, operation, key_hash, state, fingerprint, token, "
+    "fence, lease_expires_ms, expires_ms, created_ms) VALUES (%s, %s, %s, 'IN_PROGRESS', %s, %s, "
+    "1, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING fence"
+)
+_PG_FINISH = (
+    "UPDATE idempotency_records SET state = %s, response = %s, error = %s, expires_ms = %s "
+    "WHERE tenant_id = %s AND operation = %s AND key_hash = %s AND token = %s "
+    "AND state = 'IN_PROGRESS'"
+)
 _FINISH = (
     t.update()
     .where(_HELD)
@@ -139,8 +151,11 @@ class SqlStore:
         row = {"tenant_id": scope.tenant, "operation": scope.operation, "key_hash": scope.key_hash}
         if self._autocommit is not None:
             try:
+                lease, expires = now_ms + lease_ms, now_ms + retention_ms
+                args = (scope.tenant, scope.operation, scope.key_hash, fingerprint, token)
+                args_all = (*args, lease, expires, now_ms)
                 with self._autocommit.connect() as conn:
-                    if conn.execute(self._insert, {**row, **fresh}).first() is not None:
+                    if conn.exec_driver_sql(_PG_CLAIM, args_all).first() is not None:
                         return Claim(acquired=True, token=token, fence=1)
             except DBAPIError as exc:
                 raise _unavailable(exc) from exc
@@ -207,6 +222,18 @@ class SqlStore:
     ) -> None:
         """Complete inside ``handle`` (the transaction's connection); LeaseLost if not held."""
         conn: Connection = handle
+        if self._autocommit is not None:
+            done_at = now_ms + retention_ms
+            args = (State.COMPLETED.value, response, None, done_at, *self._key_args(scope, token))
+            try:
+                done = conn.exec_driver_sql(_PG_FINISH, args).rowcount
+            except DBAPIError as exc:
+                raise _unavailable(exc) from exc
+            if done != 1:
+                raise LeaseLost("the lease on this key was taken over by another worker")
+            for effect in deferred:
+                effect(conn)
+            return
         params = self._held(scope, token)
         params |= {"p_state": State.COMPLETED.value, "p_response": response, "p_error": None}
         params["p_expires"] = now_ms + retention_ms
@@ -218,6 +245,10 @@ class SqlStore:
             raise LeaseLost("the lease on this key was taken over by another worker")
         for effect in deferred:
             effect(conn)
+
+    @staticmethod
+    def _key_args(scope: Scope, token: str) -> tuple[str, str, str, str]:
+        return (scope.tenant, scope.operation, scope.key_hash, token)
 
     @staticmethod
     def _held(scope: Scope, token: str) -> dict[str, Any]:
