@@ -144,3 +144,13 @@ def test_unwritable_report_location_fails_before_any_test_runs(
     assert "--reliability-report" in result.stderr.str()
     assert "cannot create report directory" in result.stderr.str()
     assert not (pytester.path / "ran").exists()
+
+
+def test_malformed_deterministic_ids_variable_is_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DETERMINISTIC_TEST_IDS", "sometimes")
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest("-p", "reliability")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "DETERMINISTIC_TEST_IDS" in result.stderr.str()
