@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, final
 
-from pytest_reliability.errors import IdempotencyError
+from pytest_reliability.errors import IdempotencyInProgress, LeaseLost
 from pytest_reliability.idempotency._sequences import Delivery, RequestSequence
 
 __all__ = [
@@ -85,8 +85,9 @@ def _default_key(request: Any) -> str:
 
 
 # The exceptions a delivery may end with without the handler being wrong: it was refused
-# (in flight, fenced off) or it was one of our injected faults.
-_EXPECTED = (SimulatedCrash, SimulatedFailure, IdempotencyError)
+# (in flight, fenced off) or it was one of our injected faults. Anything else (a store that is
+# down, a corrupt record, a payload mismatch) fails the check: it is not exactly-once behaviour.
+_EXPECTED = (SimulatedCrash, SimulatedFailure, IdempotencyInProgress, LeaseLost)
 
 
 @final

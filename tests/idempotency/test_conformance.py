@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+import redis
 
 from pytest_reliability.audit import InMemoryAuditLog
 from pytest_reliability.clock import ManualClock, SystemClock
@@ -23,6 +24,7 @@ from pytest_reliability.idempotency import (
     Attempt,
     ReplayedFailure,
     State,
+    crash_point,
     key_hash,
 )
 from pytest_reliability.tenancy import tenant_scope
@@ -292,3 +294,69 @@ def test_audit_events_never_carry_the_raw_key(make_idem: Any, audit: InMemoryAud
     events = audit.events()
     assert len(events) == 2
     assert all(secret_key not in repr(e) for e in events)
+
+
+def test_bounded_wait_gives_up_with_409_when_the_first_delivery_never_finishes(
+    make_idem: Any, clock: ManualClock
+) -> None:
+    engine = make_idem(lease_seconds=30, wait_seconds=2, poll_seconds=0.5)
+    scope, fp = engine.prepare(OP, "k-13", {})
+    engine.acquire(scope, fp)
+    started = clock.monotonic()
+    with pytest.raises(IdempotencyInProgress) as info:
+        engine.run(operation=OP, key="k-13", payload={}, handler=Counter())
+    assert clock.monotonic() - started == pytest.approx(2.0)
+    assert info.value.retry_after == pytest.approx(28.0)
+
+
+def test_exactly_once_property_holds_on_every_store(
+    idempotency_check: Any, make_idem: Any, store_kind: str, request: pytest.FixtureRequest
+) -> None:
+    engine = make_idem(use_clock=SystemClock())
+    memory: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def effect(key: str) -> Any:
+        def apply(handle: Any) -> None:
+            if store_kind == "redis":
+                handle.hincrby(f"{request.getfixturevalue('redis_prefix')}effects", key, 1)
+            elif store_kind in ("sqlite", "postgres"):
+                handle.exec_driver_sql(f"INSERT INTO t_effects (k) VALUES ('{key}')")
+            else:
+                with lock:
+                    memory[key] = memory.get(key, 0) + 1
+
+        return apply
+
+    def count(key: str) -> int:
+        if store_kind == "redis":
+            client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+            value = client.hget(f"{request.getfixturevalue('redis_prefix')}effects", key)
+            client.close()
+            return int(value or 0)
+        if store_kind in ("sqlite", "postgres"):
+            with engine.store.engine.connect() as conn:
+                sql = f"SELECT count(*) FROM t_effects WHERE k = '{key}'"
+                return int(conn.exec_driver_sql(sql).scalar_one())
+        return memory.get(key, 0)
+
+    if store_kind in ("sqlite", "postgres"):
+        with engine.store.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t_effects (k VARCHAR(255) NOT NULL)")
+
+    def handler(req: Any) -> Any:
+        def work(attempt: Attempt) -> Any:
+            attempt.defer(effect(req["key"]))
+            crash_point()
+            return {"body": req["body"]}
+
+        with tenant_scope("acme"):
+            return engine.run(
+                operation=OP, key=req["key"], payload=req["body"], handler=work
+            ).response
+
+    stats = idempotency_check(handler, effects=count, max_examples=20)
+    assert stats.examples >= 20
+    assert stats.effects > 0
+    assert stats.replays > 0
+    assert stats.duplicates_suppressed > 0
