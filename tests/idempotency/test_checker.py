@@ -230,3 +230,14 @@ def test_idempotency_check_on_the_sqlite_store_with_effects_in_the_transaction(
     assert stats.examples >= 25
     assert 0 < stats.effects <= stats.keys
     engine.close()
+
+
+def test_strategies_public_names_are_exactly_all() -> None:
+    defined = {
+        name
+        for name, value in vars(strategies).items()
+        if not name.startswith("_")
+        and callable(value)
+        and getattr(value, "__module__", None) == strategies.__name__
+    }
+    assert set(strategies.__all__) == defined

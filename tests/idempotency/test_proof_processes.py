@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import random
 import signal
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -27,8 +26,8 @@ import sqlalchemy as sa
 from pytest_reliability.db import create_schema, make_engine
 from pytest_reliability.idempotency import IdempotencyEngine
 
-sys.path.insert(0, str(Path(__file__).parent))
-from proof_worker import effects_hash, effects_table, work  # beside this file
+# Imported by its package path so fork-server children can import it too.
+from tests.idempotency.proof_worker import effects_hash, effects_table, work
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +36,7 @@ def _context() -> multiprocessing.context.ForkServerContext:
     # Workers fork from a server that has imported the engine, SQLAlchemy, psycopg and redis:
     # a clean process (no pytest state), and a restart after SIGKILL in milliseconds.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["proof_worker", "sqlalchemy", "psycopg", "redis"])
+    ctx.set_forkserver_preload(["tests.idempotency.proof_worker", "psycopg", "redis"])
     return ctx
 
 
