@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from pytest_reliability.errors import ConfigurationError
 from pytest_reliability.idempotency._model import Outcome, Scope
 from pytest_reliability.idempotency._store import Deferred
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["Attempt", "current_attempt"]
 
@@ -33,7 +36,16 @@ class Attempt:
       external systems that can reject stale writers.
     """
 
-    __slots__ = ("_deferred", "_response", "connection", "fence", "replayed", "scope", "takeover")
+    __slots__ = (
+        "_deferred",
+        "_response",
+        "_session",
+        "connection",
+        "fence",
+        "replayed",
+        "scope",
+        "takeover",
+    )
 
     def __init__(
         self,
@@ -52,6 +64,7 @@ class Attempt:
         self.connection = connection
         self._response = response
         self._deferred: list[Deferred] = []
+        self._session: Any = None
 
     @property
     def operation(self) -> str:
@@ -78,6 +91,29 @@ class Attempt:
         if self.replayed:
             raise ConfigurationError("a replayed attempt already has its stored response")
         self._response = response
+
+    def session(self) -> Session:
+        """An ORM ``Session`` joined to :attr:`connection`'s transaction (SQL store, sync only).
+
+        Objects added to it are flushed just before the record is marked COMPLETED, in the same
+        transaction, so they commit or roll back with it. Do not commit it yourself.
+        """
+        if self._session is None:
+            if self.connection is None:
+                raise ConfigurationError("an ORM session needs the SQL store in synchronous code")
+            from sqlalchemy.orm import Session
+
+            self._session = Session(bind=self.connection, expire_on_commit=False)
+        return self._session  # type: ignore[no-any-return]  # set just above
+
+    def flush(self) -> None:
+        """Flush and close the ORM session, if one was opened (the engine calls this)."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            try:
+                session.flush()
+            finally:
+                session.close()
 
     def defer(self, effect: Deferred) -> None:
         """Run ``effect(handle)`` inside the transaction that completes the record."""

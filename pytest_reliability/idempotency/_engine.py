@@ -312,6 +312,7 @@ class IdempotencyEngine:
             self._complete(scope, token, attempt, handle)
 
     def _complete(self, scope: Scope, token: str, attempt: Attempt, handle: Any) -> None:
+        attempt.flush()
         encoded = canonical_bytes(attempt.response, what="response").decode("utf-8")
         self.store.complete(
             scope,

@@ -10,6 +10,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pytest_reliability.audit import AuditLog
 from pytest_reliability.clock import ManualClock
@@ -204,3 +205,37 @@ def test_redis_deferred_effects_join_the_completing_exec(redis_url: str, redis_p
     assert int(client.get(counter) or 0) == 1
     client.close()
     engine.close()
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class Invoice(_Base):
+    """An ORM-mapped billing row."""
+
+    __tablename__ = "test_invoices"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(sa.String(64))
+
+
+def test_orm_session_joins_the_completing_transaction(billing: Any) -> None:
+    idem, engine = billing
+    _Base.metadata.create_all(engine)
+
+    def invoice(key: str, fail: bool) -> Any:
+        def handler(attempt: Attempt) -> str:
+            attempt.session().add(Invoice(key=key))
+            if fail:
+                raise TimeoutError("after the ORM add, before completion")
+            return "invoiced"
+
+        return handler
+
+    with pytest.raises(TimeoutError):
+        idem.run(operation=OP, key="o1", payload={}, handler=invoice("o1", fail=True))
+    assert idem.run(operation=OP, key="o1", payload={}, handler=invoice("o1", False)).response
+    assert idem.run(operation=OP, key="o1", payload={}, handler=invoice("o1", False)).replayed
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(Invoice.key)).scalars().all()
+    assert rows == ["o1"]
