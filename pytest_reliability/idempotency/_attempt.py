@@ -92,6 +92,10 @@ class Attempt:
             raise ConfigurationError("a replayed attempt already has its stored response")
         self._response = response
 
+    def stored(self, response: Any) -> None:
+        """Replace the response by its stored JSON form (the engine calls this)."""
+        self._response = response
+
     def session(self) -> Session:
         """An ORM ``Session`` joined to :attr:`connection`'s transaction (SQL store, sync only).
 

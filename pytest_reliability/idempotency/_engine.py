@@ -323,6 +323,9 @@ class IdempotencyEngine:
             handle=handle,
             deferred=attempt.deferred,
         )
+        # Fresh and replayed callers get the same value: the stored JSON, not the handler's
+        # Python object (a tuple would come back from a replay as a list).
+        attempt.stored(json.loads(encoded))
 
     def settle(self, scope: Scope, token: str, exc: BaseException) -> None:
         """Release the key after a retryable failure, or store a terminal one."""

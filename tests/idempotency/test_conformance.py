@@ -76,6 +76,13 @@ def test_same_key_with_another_payload_is_rejected_422(
     assert "k-2" not in repr(event.details)
 
 
+def test_fresh_and_replayed_responses_are_the_same_stored_json(make_idem: Any) -> None:
+    engine = make_idem()
+    first = engine.run(operation=OP, key="j", payload={}, handler=lambda a: (1, "two"))
+    again = engine.run(operation=OP, key="j", payload={}, handler=lambda a: (1, "two"))
+    assert first.response == again.response == [1, "two"]
+
+
 def test_fingerprint_of_selects_the_part_that_must_match(make_idem: Any) -> None:
     engine, handler = make_idem(), Counter()
 
