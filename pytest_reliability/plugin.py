@@ -66,6 +66,7 @@ class _RunState:
     report_path: Path | None
     worker: str | None
     tests_run: int = 0
+    current: pytest.Item | None = None
     saved_ids: tuple[int | None, bool | None] = (None, None)
 
 
@@ -229,7 +230,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not required:
         required = _categories(list(config.getini("reliability_require")), "reliability_require")
     if workerinput is not None:
-        seed = int(workerinput["reliability_seed"])
+        # The controller's seed; a controller without this plugin sent none, so pick one here.
+        sent = workerinput.get("reliability_seed")
+        seed = int(sent) if sent is not None else _choose_seed(config)
         report_path = None
     else:
         seed = _choose_seed(config)
@@ -264,9 +267,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if report_path is not None:
         from pytest_reliability.report._session import ReportSession
 
-        config.pluginmanager.register(
-            ReportSession(config, _run_info(config, state), report_path), _SESSION_PLUGIN
-        )
+        info = _run_info(config, state)
+        session = ReportSession(config, info, report_path, attach_facts, lambda: state.current)
+        config.pluginmanager.register(session, _SESSION_PLUGIN)
+    else:
+        config.pluginmanager.register(_WorkerReports(state), _SESSION_PLUGIN)
 
 
 def _run_info(config: pytest.Config, state: _RunState) -> Any:
@@ -370,6 +375,9 @@ def _audit_listener(item: pytest.Item) -> Callable[[], None] | None:
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     """Run the test with ids scoped by its node id, counting audit events, uuid4 if asked."""
     state = item.config.stash[_STATE]
+    # Again for every test: a test may have reset the ids module's configuration.
+    ids.configure(seed=state.seed, deterministic=state.deterministic_ids)
+    state.current = item
     undo: list[Callable[[], None]] = []
     if state.deterministic_uuid4:
         undo.append(_uuid4_patch(state.seed, item.nodeid))
@@ -377,39 +385,50 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     if remove_listener is not None:
         undo.append(remove_listener)
     try:
-        with ids.id_scope(item.nodeid):
-            return (yield)
+        if state.deterministic_ids:
+            with ids.id_scope(item.nodeid):
+                return (yield)
+        # Random ids ignore the scope: skip its cost on every test.
+        return (yield)
     finally:
+        state.current = None
         for step in reversed(undo):
             step()
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, Any]:
-    """Put the worker id, and on teardown the facts and categories, on the report."""
-    report = yield
-    state = item.config.stash[_STATE]
-    data = report.__dict__
-    if state.worker is not None:
-        data[WORKER_KEY] = state.worker
-    if report.when == "teardown":
-        facts = recorded_facts(item)
-        stats = getattr(item, "hypothesis_statistics", None)
-        if stats:
-            facts = facts or facts_for(item)
-            facts.set("hypothesis", "statistics", str(stats))
-        own: tuple[str, ...] = item.stash.get(_CATEGORIES, ())
-        categories = set(own)
-        if facts is not None:
-            categories.update(facts.categories)
-            data[FACTS_KEY] = facts.as_dict()
-        else:
-            data[FACTS_KEY] = {}
-        data[CATEGORIES_KEY] = sorted(categories)
-        state.tests_run += 1
-    return report
+def attach_facts(item: pytest.Item, data: dict[str, Any]) -> None:
+    """Put the test's facts and categories into a teardown report's ``__dict__``."""
+    facts = recorded_facts(item)
+    stats = getattr(item, "hypothesis_statistics", None)
+    if stats:
+        facts = facts or facts_for(item)
+        facts.set("hypothesis", "statistics", str(stats))
+    own: tuple[str, ...] = item.stash.get(_CATEGORIES, ())
+    categories = set(own)
+    if facts is not None:
+        categories.update(facts.categories)
+        data[FACTS_KEY] = facts.as_dict()
+    else:
+        data[FACTS_KEY] = {}
+    data[CATEGORIES_KEY] = sorted(categories)
+
+
+class _WorkerReports:
+    """On an xdist worker: put the worker id, facts and categories on the reports it sends."""
+
+    def __init__(self, state: _RunState) -> None:
+        self.state = state
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Annotate each report; teardown reports carry the facts."""
+        report = yield
+        data = report.__dict__
+        data[WORKER_KEY] = self.state.worker
+        if report.when == "teardown":
+            attach_facts(item, data)
+            self.state.tests_run += 1
+        return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -142,12 +142,11 @@ class TestRecord:
 class Collector:
     """Accumulates test records and collection errors for one run."""
 
-    __slots__ = ("collection_errors", "crashes", "records")
+    __slots__ = ("collection_errors", "records")
 
     def __init__(self) -> None:
         self.records: dict[str, TestRecord] = {}
         self.collection_errors: dict[str, str] = {}
-        self.crashes: list[str] = []
 
     def add_test_report(self, report: Any) -> None:
         """Fold a TestReport (or a CollectReport that xdist relays through logreport)."""
@@ -163,10 +162,6 @@ class Collector:
         """Record a failed collection once, whichever process reported it."""
         if report.failed and report.nodeid not in self.collection_errors:
             self.collection_errors[report.nodeid] = failure_text(report.longrepr) or "error"
-
-    def note_crash(self, nodeid: str, reason: str) -> None:
-        """Remember that a worker died running ``nodeid``."""
-        self.crashes.append(f"{reason}")
 
     def tests(self) -> list[dict[str, Any]]:
         """Return every test's entry, sorted by node id (stable across worker layouts)."""

@@ -6,6 +6,7 @@ process) as a plugin object, so report hooks, which get no ``config``, still fin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_reliability.report._build import RunInfo, assemble, build_run, build_tests_part
-from pytest_reliability.report._collector import Collector
+from pytest_reliability.report._collector import FACTS_KEY, Collector
 from pytest_reliability.report._gates import Gate, GateResult, builtin_gates, run_gate
 from pytest_reliability.report._io import write_report
 
@@ -21,17 +22,31 @@ from pytest_reliability.report._io import write_report
 class ReportSession:
     """Hooks that gather a run's reports and, at the end, write the reliability report."""
 
-    def __init__(self, config: pytest.Config, info: RunInfo, path: Path) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        info: RunInfo,
+        path: Path,
+        attach: Callable[[pytest.Item, dict[str, Any]], None],
+        current: Callable[[], pytest.Item | None],
+    ) -> None:
         self.config = config
+        self.attach = attach
+        self.current = current
         self.info = info
         self.path = path
         self.collector = Collector()
         self.gate_results: list[GateResult] = []
-        self.document: dict[str, Any] | None = None
+        self.status: str | None = None
         self.error: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Fold each phase report into its test's record."""
+        """Fold each phase report into its test's record (facts come with the teardown)."""
+        if report.when == "teardown" and FACTS_KEY not in report.__dict__:
+            # Run here, not on a worker: the test is still the one this process runs.
+            item = self.current()
+            if item is not None and item.nodeid == report.nodeid:
+                self.attach(item, report.__dict__)
         self.collector.add_test_report(report)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -111,7 +126,10 @@ class ReportSession:
             if exit_code == 0:
                 exit_code = int(pytest.ExitCode.TESTS_FAILED)
         else:
-            self.document = document
+            self.status = document["status"]
+        # Let the records go now: pytest runs full garbage collections at exit, and thousands of
+        # finished records would only make each one slower.
+        self.collector = Collector()
         session.exitstatus = exit_code
 
     def _hook_gates(self, view: dict[str, Any]) -> list[GateResult]:
@@ -137,6 +155,5 @@ class ReportSession:
                     write.write_line(f"  - {reason}")
         if self.error is not None:
             write.write_line(f"reliability: {self.error}", red=True)
-        if self.document is not None:
-            status = self.document["status"]
-            write.write_line(f"reliability report: {self.path} (status: {status})")
+        if self.status is not None:
+            write.write_line(f"reliability report: {self.path} (status: {self.status})")
