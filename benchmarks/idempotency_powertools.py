@@ -6,9 +6,11 @@ Run from the repository root::
 
 Both sides protect the same function on the same local Redis, in one process, alternating request
 by request (flipping who goes first). Each round delivers ``--requests`` requests per side over
-``--requests / 2`` keys, every key twice, so half of the requests are replays. Ours: ``IdempotencyEngine.run`` with the Redis store (key
-validation, canonical SHA-256 fingerprint, tenant scope; claim and completion one Lua script each).
-Theirs: ``idempotent_function`` with ``RedisCachePersistenceLayer`` (MD5 of the payload, the key by
+``--requests / 2`` keys, every key twice, so half of the requests are replays.
+
+Ours: ``IdempotencyEngine.run`` with the Redis store (key validation, canonical SHA-256
+fingerprint, tenant scope; claim and completion one Lua script each). Theirs:
+``idempotent_function`` with ``RedisCachePersistenceLayer`` (MD5 of the payload, the key by
 JMESPath), run outside Lambda, which makes it warn on every call that it has no Lambda context;
 the warnings are silenced so they are not what is measured. Reported: microseconds per request
 and the ratio ours / Powertools per round and its median (target: not slower, ratio <= 1.0).
