@@ -1,10 +1,10 @@
 """Exactly-once under real concurrency: worker processes SIGKILLed at random points.
 
-Eight processes deliver random keys (most requests are duplicates) against the real store while
-the test kills random workers with SIGKILL and restarts them. Then recovery workers deliver every
-key once more, waiting out the leases of the dead. Claimed: no key has two effects, every
-acknowledged key has exactly one, every acknowledgement of a key carries the same response, and
-leases of killed workers were taken over.
+Eight processes on PostgreSQL (four on SQLite and Redis) deliver random keys, most requests
+duplicates, while the test kills random workers with SIGKILL and restarts them. Then recovery
+workers deliver every key once more, waiting out the leases of the dead. Claimed: no key has two
+effects, every acknowledged key has exactly one, every acknowledgement of a key carries the same
+response; on PostgreSQL also that leases of killed workers were taken over.
 """
 
 from __future__ import annotations
