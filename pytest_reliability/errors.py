@@ -12,7 +12,8 @@ The tree::
     │   ├── InvalidTenant             tenant id empty, too long or outside the character set
     │   ├── InvalidAuditField         oversized action, actor or target; details not JSON
     │   ├── InvalidIdempotencyKey     not 1..255 printable ASCII characters
-    │   └── PayloadTooLarge           payload over the configured limit
+    │   ├── PayloadTooLarge           payload over the configured limit
+    │   └── PayloadNotSerializable    payload or response not encodable as canonical JSON
     ├── TenantRequired                no tenant in the context (fail closed, never a default)
     ├── StoreUnavailable              a backing store cannot be reached or read
     │   └── IdempotencyUnavailable    (also an IdempotencyError) the handler did not run
@@ -23,6 +24,7 @@ The tree::
     │   ├── IdempotencyInProgress     a first delivery holds the key (HTTP 409)
     │   ├── LeaseLost                 a worker's lease was taken over (fencing)
     │   ├── CorruptRecord             a stored record cannot be decoded
+    │   ├── ReplayedFailure           a replay raising the first delivery's terminal error
     │   └── IdempotencyUnavailable
     ├── WebhookVerificationError
     │   ├── WebhookSignatureInvalid
@@ -57,9 +59,11 @@ __all__ = [
     "KillSwitchEngaged",
     "LeaseLost",
     "OperationRefused",
+    "PayloadNotSerializable",
     "PayloadTooLarge",
     "PermissionDenied",
     "ReliabilityError",
+    "ReplayedFailure",
     "ReportError",
     "StoreUnavailable",
     "TenantRequired",
@@ -100,6 +104,10 @@ class PayloadTooLarge(InvalidInput):
         super().__init__(message)
         self.size = size
         self.limit = limit
+
+
+class PayloadNotSerializable(InvalidInput):
+    """A payload or a response cannot be encoded as canonical JSON; nothing was stored."""
 
 
 class TenantRequired(ReliabilityError):
@@ -157,6 +165,21 @@ class LeaseLost(IdempotencyError):
 
 class CorruptRecord(IdempotencyError):
     """A stored record cannot be decoded; the handler is not re-executed."""
+
+
+class ReplayedFailure(IdempotencyError):
+    """A first delivery failed terminally; this replay raises its stored error again.
+
+    ``error_type`` is the qualified name of the first delivery's exception class and
+    ``error_message`` its text; the handler did not run again.
+    """
+
+    http_status = 500
+
+    def __init__(self, message: str, *, error_type: str, error_message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message
 
 
 class IdempotencyUnavailable(StoreUnavailable, IdempotencyError):

@@ -6,6 +6,7 @@ Start with :meth:`IdempotencyEngine.from_url` and :meth:`IdempotencyEngine.run`;
 
 from __future__ import annotations
 
+from pytest_reliability.errors import PayloadNotSerializable, ReplayedFailure
 from pytest_reliability.idempotency._async import idempotent
 from pytest_reliability.idempotency._attempt import Attempt, current_attempt
 from pytest_reliability.idempotency._checker import (
@@ -37,9 +38,7 @@ from pytest_reliability.idempotency._model import (
     KEY_MAX_LENGTH,
     IdempotencyConfig,
     Outcome,
-    PayloadNotSerializable,
     Record,
-    ReplayedFailure,
     Scope,
     State,
     fingerprint,

@@ -22,6 +22,7 @@ from pytest_reliability.errors import (
     IdempotencyInProgress,
     IdempotencyKeyMismatch,
     LeaseLost,
+    ReplayedFailure,
 )
 from pytest_reliability.idempotency._async import idempotent, run_async
 from pytest_reliability.idempotency._attempt import Attempt, attempt_scope
@@ -37,7 +38,6 @@ from pytest_reliability.idempotency._model import (
     Claim,
     IdempotencyConfig,
     Outcome,
-    ReplayedFailure,
     Scope,
     State,
     canonical_bytes,

@@ -20,10 +20,11 @@ from pytest_reliability.errors import (
     IdempotencyUnavailable,
     InvalidIdempotencyKey,
     InvalidInput,
+    ReplayedFailure,
 )
 from pytest_reliability.idempotency._attempt import Attempt
 from pytest_reliability.idempotency._engine import IdempotencyEngine
-from pytest_reliability.idempotency._model import Outcome, ReplayedFailure
+from pytest_reliability.idempotency._model import Outcome
 
 __all__ = ["ApiResponse", "api_operation", "billing_operation", "http_status_for"]
 

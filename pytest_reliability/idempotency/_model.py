@@ -16,9 +16,8 @@ from typing import Any, Final, final
 from pytest_reliability.errors import (
     ConfigurationError,
     CorruptRecord,
-    IdempotencyError,
     InvalidIdempotencyKey,
-    InvalidInput,
+    PayloadNotSerializable,
     PayloadTooLarge,
 )
 
@@ -31,25 +30,6 @@ DEFAULT_LEASE_SECONDS: Final = 30.0
 
 _KEY_RE = re.compile(r"[\x20-\x7e]+")
 _OPERATION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
-
-
-class PayloadNotSerializable(InvalidInput):
-    """A payload or a response cannot be encoded as canonical JSON; nothing was stored."""
-
-
-class ReplayedFailure(IdempotencyError):
-    """A first delivery failed terminally; this replay raises its stored error again.
-
-    ``error_type`` is the qualified name of the first delivery's exception class and ``message``
-    its text; the handler did not run again.
-    """
-
-    http_status = 500
-
-    def __init__(self, message: str, *, error_type: str, error_message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.error_message = error_message
 
 
 class State(StrEnum):
