@@ -122,3 +122,26 @@ def test_flaky_budget_allows_that_many_flaky_tests(
     assert all(g["status"] == "passed" for g in report["gates"])
     assert report["status"] == "passed"
     assert result.ret == 0
+
+
+def test_ctrl_c_on_the_xdist_controller_leaves_an_interrupted_report(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    # The worker signals its parent, the controller, as a terminal's Ctrl-C would.
+    pytester.makepyfile(
+        """
+        import os, signal, time
+
+        def test_a():
+            pass
+
+        def test_b():
+            os.kill(os.getppid(), signal.SIGINT)
+            time.sleep(3)
+        """
+    )
+    result, report = run_inner("-p", "xdist", "-n", "2", subprocess=True)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert report["status"] == "interrupted"
+    assert report["run"]["interruption"]["kind"] == "keyboard_interrupt"
+    assert report["run"]["complete"] is False
