@@ -94,6 +94,13 @@ class ReportSession:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Build the report, run the gates, write the report, make a failed gate fail pytest."""
+        option = self.config.option
+        if (
+            option.collectonly
+            or getattr(option, "showfixtures", False)
+            or getattr(option, "show_fixtures_per_test", False)
+        ):
+            return  # nothing ran: no verdict, and no report to overwrite a real one with
         exit_code = int(session.exitstatus)
         stopped = session.shouldfail or session.shouldstop
         if stopped and exit_code != pytest.ExitCode.INTERRUPTED:

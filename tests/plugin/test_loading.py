@@ -90,3 +90,13 @@ def test_loading_the_plugin_imports_no_sqlalchemy_hypothesis_or_docker(
         check=False,
     )
     assert "HEAVY: none CODE: 0" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("mode", ["--collect-only", "--fixtures", "--fixtures-per-test"])
+def test_listing_modes_write_no_report_and_run_no_gate(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    pytester.makepyfile("def test_one(correlation_ids):\n    pass\n")
+    result = pytester.runpytest("-p", "reliability", "--reliability-require=chaos", mode)
+    assert result.ret == 0
+    assert not (pytester.path / REPORT).exists()
