@@ -19,7 +19,7 @@ import re
 import sys
 import uuid
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ _CATEGORY = re.compile(r"^[a-z][a-z0-9_]*$")
 _STATE = pytest.StashKey["_RunState"]()
 _CATEGORIES = pytest.StashKey[tuple[str, ...]]()
 _SESSION_PLUGIN = "reliability-report-session"
+_SCOPE_PLUGIN = "reliability-test-scope"
 
 
 @dataclass
@@ -66,7 +67,7 @@ class _RunState:
     report_path: Path | None
     worker: str | None
     tests_run: int = 0
-    current: pytest.Item | None = None
+    items: dict[str, pytest.Item] = field(default_factory=dict)
     saved_ids: tuple[int | None, bool | None] = (None, None)
 
 
@@ -268,7 +269,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_reliability.report._session import ReportSession
 
         info = _run_info(config, state)
-        session = ReportSession(config, info, report_path, attach_facts, lambda: state.current)
+        session = ReportSession(config, info, report_path, attach_facts, state.items.get)
         config.pluginmanager.register(session, _SESSION_PLUGIN)
     else:
         config.pluginmanager.register(_WorkerReports(state), _SESSION_PLUGIN)
@@ -302,9 +303,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None:
         ids.configure(seed=state.saved_ids[0], deterministic=state.saved_ids[1])
-    session_plugin = config.pluginmanager.get_plugin(_SESSION_PLUGIN)
-    if session_plugin is not None:
-        config.pluginmanager.unregister(session_plugin)
+    for name in (_SESSION_PLUGIN, _SCOPE_PLUGIN):
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -336,10 +338,23 @@ def _item_categories(item: pytest.Item) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Read each test's category markers once (a bad category is a usage error)."""
+    known = config.stash[_STATE].items
     for item in items:
         item.stash[_CATEGORIES] = _item_categories(item)
+        known[item.nodeid] = item
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Wrap each test only when something needs it: the per-test cost is then zero."""
+    state = session.config.stash[_STATE]
+    # The test modules are imported by now: if they use the audit log, count its events.
+    audit = "pytest_reliability.audit" in sys.modules
+    if state.deterministic_ids or state.deterministic_uuid4 or audit:
+        manager = session.config.pluginmanager
+        if manager.get_plugin(_SCOPE_PLUGIN) is None:
+            manager.register(_TestScope(state), _SCOPE_PLUGIN)
 
 
 def _uuid4_patch(seed: int, nodeid: str) -> Callable[[], None]:
@@ -371,29 +386,33 @@ def _audit_listener(item: pytest.Item) -> Callable[[], None] | None:
     return lambda: audit.remove_listener(count)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    """Run the test with ids scoped by its node id, counting audit events, uuid4 if asked."""
-    state = item.config.stash[_STATE]
-    # Again for every test: a test may have reset the ids module's configuration.
-    ids.configure(seed=state.seed, deterministic=state.deterministic_ids)
-    state.current = item
-    undo: list[Callable[[], None]] = []
-    if state.deterministic_uuid4:
-        undo.append(_uuid4_patch(state.seed, item.nodeid))
-    remove_listener = _audit_listener(item)
-    if remove_listener is not None:
-        undo.append(remove_listener)
-    try:
-        if state.deterministic_ids:
-            with ids.id_scope(item.nodeid):
-                return (yield)
-        # Random ids ignore the scope: skip its cost on every test.
-        return (yield)
-    finally:
-        state.current = None
-        for step in reversed(undo):
-            step()
+class _TestScope:
+    """Runs each test with ids scoped by its node id, audit events counted, uuid4 if asked."""
+
+    def __init__(self, state: _RunState) -> None:
+        self.state = state
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Wrap setup, call and teardown of one test."""
+        state = self.state
+        # Again for every test: a test may have reset the ids module's configuration.
+        ids.configure(seed=state.seed, deterministic=state.deterministic_ids)
+        undo: list[Callable[[], None]] = []
+        if state.deterministic_uuid4:
+            undo.append(_uuid4_patch(state.seed, item.nodeid))
+        remove_listener = _audit_listener(item)
+        if remove_listener is not None:
+            undo.append(remove_listener)
+        try:
+            if state.deterministic_ids:
+                with ids.id_scope(item.nodeid):
+                    return (yield)
+            # Random ids ignore the scope: skip its cost on every test.
+            return (yield)
+        finally:
+            for step in reversed(undo):
+                step()
 
 
 def attach_facts(item: pytest.Item, data: dict[str, Any]) -> None:

@@ -28,11 +28,11 @@ class ReportSession:
         info: RunInfo,
         path: Path,
         attach: Callable[[pytest.Item, dict[str, Any]], None],
-        current: Callable[[], pytest.Item | None],
+        lookup: Callable[[str], pytest.Item | None],
     ) -> None:
         self.config = config
         self.attach = attach
-        self.current = current
+        self.lookup = lookup
         self.info = info
         self.path = path
         self.collector = Collector()
@@ -43,9 +43,9 @@ class ReportSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Fold each phase report into its test's record (facts come with the teardown)."""
         if report.when == "teardown" and FACTS_KEY not in report.__dict__:
-            # Run here, not on a worker: the test is still the one this process runs.
-            item = self.current()
-            if item is not None and item.nodeid == report.nodeid:
+            # Run here, not on a worker (whose reports arrive with their facts attached).
+            item = self.lookup(report.nodeid)
+            if item is not None:
                 self.attach(item, report.__dict__)
         self.collector.add_test_report(report)
 
