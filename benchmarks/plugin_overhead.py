@@ -2,8 +2,8 @@
 
 Run: ``python3 benchmarks/plugin_overhead.py [--tests 5000] [--repeat 7]``
 
-The three variants run alternately, each as a fresh ``python -m pytest`` process, with plugin
-autoload off so nothing else loaded skews the comparison:
+The three variants run alternately (shuffled each round), each as a fresh ``python -m pytest``
+process, with plugin autoload off so nothing else loaded skews the comparison:
 
 * bare:        ``-p no:reliability``
 * reliability: ``-p reliability`` writing its report (validated against the schema, atomic)
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -96,8 +97,12 @@ def main() -> int:
             time_run(directory, argv)
         wall: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
+        order = list(runs)
+        shuffle = random.Random(2024).shuffle
         for _ in range(args.repeat):
-            for name, argv in runs.items():
+            shuffle(order)  # no variant always runs right after the same other one
+            for name in order:
+                argv = runs[name]
                 seconds, cpu_seconds = time_run(directory, argv)
                 wall[name].append(seconds)
                 cpu[name].append(cpu_seconds)
