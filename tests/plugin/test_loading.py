@@ -67,7 +67,7 @@ def test_autoload_loads_the_entry_point_and_no_reliability_turns_it_off(
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
 
 
-def test_loading_the_plugin_imports_no_sqlalchemy_hypothesis_or_docker(
+def test_loading_the_plugin_imports_no_sqlalchemy_hypothesis_docker_or_jsonschema(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_plain="def test_one():\n    pass\n")
@@ -77,7 +77,8 @@ def test_loading_the_plugin_imports_no_sqlalchemy_hypothesis_or_docker(
         import pytest
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         code = pytest.main(["-q", "-p", "reliability", "-p", "no:cacheprovider", "test_plain.py"])
-        heavy = sorted(m for m in ("sqlalchemy", "hypothesis", "docker") if m in sys.modules)
+        names = ("sqlalchemy", "hypothesis", "docker", "jsonschema")
+        heavy = sorted(m for m in names if m in sys.modules)
         print("HEAVY:", ",".join(heavy) or "none", "CODE:", int(code))
         """
     )
