@@ -282,3 +282,22 @@ def test_chaos_fixture_breaks_a_real_database_for_one_test(
     chaos.database_error(sqlite_engine, kind="disconnect", probability=1.0)
     assert _statement_results(sqlite_engine, 2) == ["invalidated", "invalidated"]
     assert chaos.facts()["fired"] == 2
+
+
+@pytest.mark.redis
+def test_refused_connections_reach_a_real_redis_client(redis_url: str) -> None:
+    from urllib.parse import urlsplit
+
+    import redis
+
+    url = urlsplit(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        with ChaosEngine(in_test=True, environ={}) as chaos:
+            chaos.refuse_connections(str(url.hostname), int(url.port or 6379))
+            with pytest.raises(redis.exceptions.ConnectionError):
+                client.ping()
+        client.connection_pool.disconnect()
+        assert client.ping() is True
+    finally:
+        client.close()
