@@ -418,18 +418,18 @@ class _TestScope:
 def attach_facts(item: pytest.Item, data: dict[str, Any]) -> None:
     """Put the test's facts and categories into a teardown report's ``__dict__``."""
     facts = recorded_facts(item)
-    stats = getattr(item, "hypothesis_statistics", None)
+    # Hypothesis sets this on the item; a dict lookup spares an AttributeError per test.
+    stats = item.__dict__.get("hypothesis_statistics")
     if stats:
         facts = facts or facts_for(item)
         facts.set("hypothesis", "statistics", str(stats))
     own: tuple[str, ...] = item.stash.get(_CATEGORIES, ())
-    categories = set(own)
-    if facts is not None:
-        categories.update(facts.categories)
-        data[FACTS_KEY] = facts.as_dict()
-    else:
+    if facts is None:
         data[FACTS_KEY] = {}
-    data[CATEGORIES_KEY] = sorted(categories)
+        data[CATEGORIES_KEY] = list(own)
+        return
+    data[FACTS_KEY] = facts.as_dict()
+    data[CATEGORIES_KEY] = sorted({*own, *facts.categories})
 
 
 class _WorkerReports:

@@ -48,23 +48,22 @@ class _Attempt:
         self.duration = 0.0
         self.failure: str | None = None
 
-    def fold(self, report: Any) -> None:
-        self.duration += float(getattr(report, "duration", 0.0) or 0.0)
-        when = report.when
+    def fold(self, report: Any, data: dict[str, Any]) -> None:
+        # Membership in the report's __dict__, not hasattr: this runs three times per test.
+        self.duration += report.duration or 0.0
         outcome = report.outcome
-        xfail = hasattr(report, "wasxfail")
         if outcome == "passed":
-            if when == "call" and xfail:
+            if "wasxfail" in data and report.when == "call":
                 self.outcome = "xpassed"
             return
         if outcome == "skipped":
             if self.outcome == "passed":
-                self.outcome = "xfailed" if xfail else "skipped"
+                self.outcome = "xfailed" if "wasxfail" in data else "skipped"
             return
         # failed, or "rerun" (an attempt that failed and was run again)
         if self.failure is None:
             self.failure = failure_text(report.longrepr)
-        if when in ("setup", "teardown"):
+        if report.when in ("setup", "teardown"):
             if self.outcome != "failed":
                 self.outcome = "error"
         else:
@@ -96,7 +95,7 @@ class TestRecord:
         attempt = self.attempts.get(index)
         if attempt is None:
             attempt = self.attempts[index] = _Attempt()
-        attempt.fold(report)
+        attempt.fold(report, data)
         worker = data.get(WORKER_KEY)
         if worker is None and report.when == "???":
             # xdist's crash report carries the worker controller, not our key.
