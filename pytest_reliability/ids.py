@@ -40,6 +40,7 @@ __all__ = [
     "configure",
     "correlation_scope",
     "current_correlation_id",
+    "current_overrides",
     "current_seed",
     "derive_uuid",
     "deterministic_ids_enabled",
@@ -106,6 +107,14 @@ def configure(*, seed: int | None = None, deterministic: bool | None = None) -> 
         raise ConfigurationError(f"seed must be a non-negative int, not {seed!r}")
     _overrides.seed = seed
     _overrides.deterministic = deterministic
+
+
+def current_overrides() -> tuple[int | None, bool | None]:
+    """Return the ``(seed, deterministic)`` overrides set by :func:`configure`; None where unset.
+
+    Lets a caller that nests runs (pytester inside pytest) put the outer run's settings back.
+    """
+    return _overrides.seed, _overrides.deterministic
 
 
 def reset_configuration() -> None:

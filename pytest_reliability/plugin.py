@@ -261,7 +261,7 @@ def pytest_configure(config: pytest.Config) -> None:
         worker=None if workerinput is None else str(workerinput.get("workerid")),
     )
     # pytester runs pytest inside pytest: put the outer run's id settings back at unconfigure.
-    state.saved_ids = (ids._overrides.seed, ids._overrides.deterministic)
+    state.saved_ids = ids.current_overrides()
     ids.configure(seed=seed, deterministic=state.deterministic_ids)
     config.stash[_STATE] = state
     config.stash[RUN_SEED] = seed
