@@ -14,6 +14,8 @@ from pytest_reliability.cli import main
 from pytest_reliability.db import create_schema
 from pytest_reliability.tenancy import tenant_scope
 
+pytestmark = pytest.mark.audit
+
 
 def _fill(engine: Engine) -> None:
     create_schema(engine)

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 from pytest_reliability.audit import AuditLog
 from pytest_reliability.db import create_schema, make_engine
 
+pytestmark = pytest.mark.audit
+
 
 def _writers(url: str, processes: int, events: int, tenant: str = "acme") -> None:
     start_at = time.time() + 2.0

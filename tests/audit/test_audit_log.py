@@ -24,6 +24,8 @@ from pytest_reliability.db import create_schema, make_engine
 from pytest_reliability.errors import InvalidAuditField, StoreUnavailable, TenantRequired
 from pytest_reliability.tenancy import tenant_scope
 
+pytestmark = pytest.mark.audit
+
 
 @pytest.fixture
 def log(engine: Engine) -> AuditLog:

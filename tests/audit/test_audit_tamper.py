@@ -20,6 +20,8 @@ from pytest_reliability.db import create_schema
 from pytest_reliability.errors import AuditIntegrityError
 from pytest_reliability.tenancy import tenant_scope
 
+pytestmark = pytest.mark.audit
+
 N = 8
 _SQLITE_TRIGGERS = (
     "audit_events_no_update",

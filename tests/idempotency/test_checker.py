@@ -134,6 +134,8 @@ def test_correct_handler_passes_and_its_numbers_reach_the_report_facts(
 import json, pytest
 from pytest_reliability._facts import facts_for
 
+pytestmark = pytest.mark.idempotency
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item):
     yield

@@ -29,7 +29,7 @@ from pytest_reliability.idempotency import (
 )
 from pytest_reliability.tenancy import tenant_scope
 
-pytestmark = pytest.mark.usefixtures("tenant")
+pytestmark = [pytest.mark.idempotency, pytest.mark.usefixtures("tenant")]
 OP = "billing.charge"
 
 

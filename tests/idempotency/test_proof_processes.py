@@ -29,7 +29,7 @@ from pytest_reliability.idempotency import IdempotencyEngine
 # Imported by its package path so fork-server children can import it too.
 from tests.idempotency.proof_worker import effects_hash, effects_table, work
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.idempotency, pytest.mark.slow]
 
 
 def _context() -> multiprocessing.context.ForkServerContext:

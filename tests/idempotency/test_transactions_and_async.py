@@ -26,7 +26,7 @@ from pytest_reliability.idempotency import (
 )
 from pytest_reliability.idempotency._sql_store import SqlStore
 
-pytestmark = pytest.mark.usefixtures("tenant")
+pytestmark = [pytest.mark.idempotency, pytest.mark.usefixtures("tenant")]
 OP = "billing.charge"
 charges = sa.Table(
     "test_charges",

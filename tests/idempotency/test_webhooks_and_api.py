@@ -27,7 +27,7 @@ from pytest_reliability.idempotency import (
     verify_webhook,
 )
 
-pytestmark = pytest.mark.usefixtures("tenant")
+pytestmark = [pytest.mark.idempotency, pytest.mark.usefixtures("tenant")]
 SECRET = "whsec_test_secret"
 
 

@@ -18,6 +18,8 @@ from pytest_reliability.ops.kill_switch import KillSwitch
 from tests.ops.ks_cluster import Worker, flip_and_watch
 from tests.ops.tcp_proxy import TcpProxy
 
+pytestmark = pytest.mark.kill_switch
+
 # Polling alone would take up to a second: latencies far below it prove the push path works.
 POLL = 1.0
 STALENESS = 2.0

@@ -18,6 +18,8 @@ from pytest_reliability.ops.kill_switch import KillSwitch, KillSwitches, registe
 from pytest_reliability.ops.rbac import OpsSession
 from tests.ops.conftest import NOBODY, OPERATOR, VIEWER, platform_events
 
+pytestmark = pytest.mark.kill_switch
+
 
 @pytest.fixture
 def switches(session: OpsSession) -> KillSwitches:

@@ -17,6 +17,8 @@ from pytest_reliability.ops.rbac import AuthorizationEngine, OpsSession
 from pytest_reliability.tenancy import tenant_scope
 from tests.ops.conftest import OPERATOR, platform_events
 
+pytestmark = pytest.mark.kill_switch
+
 Factory = Callable[..., KillSwitches]
 
 
