@@ -159,6 +159,23 @@ class SqlStore:
                         return Claim(acquired=True, token=token, fence=1)
             except DBAPIError as exc:
                 raise _unavailable(exc) from exc
+        if self.engine.dialect.name == "sqlite":
+            # Look before taking SQLite's write lock: a first delivery holds that lock for as long
+            # as its handler runs, and a duplicate that only needs to hear "in progress", "replay"
+            # or "mismatch" should not queue behind it. WAL readers never wait for the writer,
+            # and a settled answer read here cannot be overtaken: completed and failed records
+            # stay until retention ends, and a live lease only ends by completing or expiring.
+            seen = self.get(scope)
+            if (
+                seen is not None
+                and seen.expires_ms > now_ms
+                and (
+                    seen.fingerprint != fingerprint
+                    or seen.state is not State.IN_PROGRESS
+                    or seen.lease_expires_ms > now_ms
+                )
+            ):
+                return Claim(acquired=False, record=seen)
         with self._begin() as conn:
             for _ in range(_CLAIM_ROUNDS):
                 if conn.execute(self._insert, {**row, **fresh}).first() is not None:
