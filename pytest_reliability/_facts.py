@@ -89,15 +89,18 @@ def facts_for(node: pytest.Item | pytest.FixtureRequest) -> TestFacts:
     """Return the facts of the test ``node`` (an item, or a fixture's ``request``)."""
     item = node.node if isinstance(node, pytest.FixtureRequest) else node
     stash = item.stash
-    facts = stash.get(_FACTS, None)
-    if facts is None:
-        facts = stash[_FACTS] = TestFacts()
+    # Membership, not stash.get: a miss in get raises and catches a KeyError.
+    if _FACTS in stash:
+        return stash[_FACTS]
+    facts = stash[_FACTS] = TestFacts()
     return facts
 
 
 def recorded_facts(item: pytest.Item) -> TestFacts | None:
     """Return the facts ``item`` recorded, or ``None`` when no fixture recorded any."""
-    return item.stash.get(_FACTS, None)
+    # Asked once per test, and most tests record nothing: spare them get's KeyError.
+    stash = item.stash
+    return stash[_FACTS] if _FACTS in stash else None  # noqa: SIM401 - see above
 
 
 RUN_SEED = pytest.StashKey[int]()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,6 +30,9 @@ from pytest_reliability import hookspecs, ids
 from pytest_reliability._facts import RUN_SEED, facts_for, recorded_facts
 from pytest_reliability.fixtures import FIXTURE_MODULES
 from pytest_reliability.report._collector import CATEGORIES_KEY, FACTS_KEY, WORKER_KEY
+
+if TYPE_CHECKING:
+    from _pytest.nodes import Node  # pytest exports no name for Item-or-Collector
 
 pytest_plugins = list(FIXTURE_MODULES)
 
@@ -322,9 +325,9 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["reliability_seed"] = node.config.stash[_STATE].seed
 
 
-def _item_categories(item: pytest.Item) -> tuple[str, ...]:
+def _marked_categories(markers: list[pytest.Mark], item: pytest.Item) -> frozenset[str]:
     found: set[str] = set()
-    for mark in item.iter_markers():
+    for mark in markers:
         if mark.name in CATEGORY_MARKERS:
             found.add(mark.name)
         elif mark.name == "reliability":
@@ -335,15 +338,36 @@ def _item_categories(item: pytest.Item) -> tuple[str, ...]:
                         "category name ([a-z][a-z0-9_]*)"
                     )
                 found.add(name)
-    return tuple(sorted(found))
+    return frozenset(found)
+
+
+def _inherited_categories(
+    node: Node, item: pytest.Item, cache: dict[int, frozenset[str]]
+) -> frozenset[str]:
+    """Return the categories ``node`` and its parents are marked with, once per node."""
+    found = cache.get(id(node))
+    if found is None:
+        parent = node.parent
+        found = frozenset() if parent is None else _inherited_categories(parent, item, cache)
+        if node.own_markers:
+            found |= _marked_categories(node.own_markers, item)
+        cache[id(node)] = found
+    return found
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Read each test's category markers once (a bad category is a usage error)."""
     known = config.stash[_STATE].items
+    # What item.iter_markers() would give, the union of the own markers of the item and its
+    # parents, but each module's and class's markers read once, not once per test in it.
+    cache: dict[int, frozenset[str]] = {}
     for item in items:
-        item.stash[_CATEGORIES] = _item_categories(item)
         known[item.nodeid] = item
+        found = _inherited_categories(item.parent, item, cache) if item.parent else frozenset()
+        if item.own_markers:
+            found |= _marked_categories(item.own_markers, item)
+        if found:  # most tests have none: leave their stash alone (attach_facts defaults to ())
+            item.stash[_CATEGORIES] = tuple(sorted(found))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -423,7 +447,9 @@ def attach_facts(item: pytest.Item, data: dict[str, Any]) -> None:
     if stats:
         facts = facts or facts_for(item)
         facts.set("hypothesis", "statistics", str(stats))
-    own: tuple[str, ...] = item.stash.get(_CATEGORIES, ())
+    stash = item.stash
+    # Membership, not stash.get, whose miss raises and catches a KeyError on most tests.
+    own: tuple[str, ...] = stash[_CATEGORIES] if _CATEGORIES in stash else ()  # noqa: SIM401
     if facts is None:
         data[FACTS_KEY] = {}
         data[CATEGORIES_KEY] = list(own)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pytest_reliability._version import __version__
-from pytest_reliability.report._collector import Collector, summarize
+from pytest_reliability.report._collector import Collector, LocalFacts, summarize
 from pytest_reliability.report._gates import GateResult
 from pytest_reliability.report._schema import SCHEMA_VERSION
 
@@ -89,9 +89,12 @@ def overall_status(
     return "passed"
 
 
-def build_tests_part(collector: Collector) -> dict[str, Any]:
-    """Return ``tests``, ``collection_errors`` and ``summary`` from the collected reports."""
-    tests = collector.tests()
+def build_tests_part(collector: Collector, local: LocalFacts | None = None) -> dict[str, Any]:
+    """Return ``tests``, ``collection_errors`` and ``summary`` from the collected reports.
+
+    ``local`` gives the facts of tests run in this process (see :meth:`Collector.tests`).
+    """
+    tests = collector.tests(local)
     errors = collector.collection_error_list()
     return {
         "summary": summarize(tests, len(errors)),

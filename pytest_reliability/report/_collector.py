@@ -1,14 +1,16 @@
 """Turning pytest's phase reports into one record per test, on the process that writes the report.
 
-Every phase report (setup, call, teardown, and xdist's crash report) is folded into the test's
-attempts as it arrives. Attempts are numbered by pytest-rerunfailures' ``rerun`` attribute (0 when
-it is absent), so every attempt is kept; a test whose last attempt passed after an earlier failed
-one is ``flaky``. Per-test facts, categories and the worker id travel on the report's ``__dict__``
-(keys below), which pytest-xdist serialises from the workers to the controller.
+Every phase report (setup, call, teardown, and xdist's crash report) is queued as it arrives and
+folded into the test's attempts at the end of the run. Attempts are numbered by
+pytest-rerunfailures' ``rerun`` attribute (0 when it is absent), so every attempt is kept; a test
+whose last attempt passed after an earlier failed one is ``flaky``. Per-test facts, categories and
+the worker id travel on the report's ``__dict__`` (keys below), which pytest-xdist serialises from
+the workers to the controller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, final
 
 FACTS_KEY = "reliability_facts"
@@ -137,34 +139,77 @@ class TestRecord:
         }
 
 
+LocalFacts = Callable[[str], "dict[str, Any] | None"]
+"""Given a node id run in this process, the report attributes (:data:`FACTS_KEY`,
+:data:`CATEGORIES_KEY`) its teardown report would carry, or ``None`` for an unknown test."""
+
+
 @final
 class Collector:
-    """Accumulates test records and collection errors for one run."""
+    """Accumulates phase reports and collection errors for one run; folds them at the end.
 
-    __slots__ = ("collection_errors", "records")
+    Phase reports are only queued while the tests run (:attr:`pending`): folding each as it
+    arrived cost more per test than the whole rest of the plugin. :meth:`tests` folds them once,
+    building a test that passed its three phases at the first attempt (nearly all of them)
+    straight into its report entry, and every other test through :class:`TestRecord`.
+    """
+
+    __slots__ = ("_groups", "collection_errors", "pending")
 
     def __init__(self) -> None:
-        self.records: dict[str, TestRecord] = {}
+        self.pending: list[Any] = []
+        """Phase reports not folded yet, in arrival order (the report hook appends here)."""
         self.collection_errors: dict[str, str] = {}
+        self._groups: dict[str, list[Any]] = {}
 
     def add_test_report(self, report: Any) -> None:
-        """Fold a TestReport (or a CollectReport that xdist relays through logreport)."""
-        if not hasattr(report, "when"):
-            self.add_collect_report(report)
-            return
-        record = self.records.get(report.nodeid)
-        if record is None:
-            record = self.records[report.nodeid] = TestRecord(report.nodeid)
-        record.fold(report)
+        """Queue a TestReport (or a CollectReport that xdist relays through logreport)."""
+        self.pending.append(report)
 
     def add_collect_report(self, report: Any) -> None:
         """Record a failed collection once, whichever process reported it."""
         if report.failed and report.nodeid not in self.collection_errors:
             self.collection_errors[report.nodeid] = failure_text(report.longrepr) or "error"
 
-    def tests(self) -> list[dict[str, Any]]:
-        """Return every test's entry, sorted by node id (stable across worker layouts)."""
-        return [self.records[k].as_dict() for k in sorted(self.records)]
+    def _group_pending(self) -> dict[str, list[Any]]:
+        groups = self._groups
+        for report in self.pending:
+            # Membership first: TestReports hold ``when`` in their __dict__, so hasattr (which
+            # also sees CollectReport's class attribute) only runs for anything else.
+            if "when" not in report.__dict__ and not hasattr(report, "when"):
+                self.add_collect_report(report)
+                continue
+            group = groups.get(report.nodeid)
+            if group is None:
+                groups[report.nodeid] = [report]
+            else:
+                group.append(report)
+        self.pending.clear()
+        return groups
+
+    def tests(self, local: LocalFacts | None = None) -> list[dict[str, Any]]:
+        """Return every test's entry, sorted by node id (stable across worker layouts).
+
+        ``local`` gives the facts of a test that ran in this process, whose teardown report
+        arrived without them (on an xdist controller every report carries its own).
+        """
+        groups = self._group_pending()
+        entries: list[dict[str, Any]] = []
+        for nodeid in sorted(groups):
+            reports = groups[nodeid]
+            entry = _passed_entry(nodeid, reports, local) if len(reports) == 3 else None
+            if entry is None:
+                record = TestRecord(nodeid)
+                for report in reports:
+                    data = report.__dict__
+                    if local is not None and report.when == "teardown" and FACTS_KEY not in data:
+                        extra = local(nodeid)
+                        if extra is not None:
+                            data.update(extra)
+                    record.fold(report)
+                entry = record.as_dict()
+            entries.append(entry)
+        return entries
 
     def collection_error_list(self) -> list[dict[str, str]]:
         """Return the collection errors, sorted by node id."""
@@ -172,6 +217,66 @@ class Collector:
             {"nodeid": k, "failure": self.collection_errors[k]}
             for k in sorted(self.collection_errors)
         ]
+
+
+def _passed_entry(
+    nodeid: str, reports: list[Any], local: LocalFacts | None
+) -> dict[str, Any] | None:
+    """Return the entry of a test whose setup, call and teardown passed at the first attempt.
+
+    ``None`` for anything else (reruns, xfail, failures, crashes): :class:`TestRecord` folds
+    those. The entry is exactly the one :class:`TestRecord` would build.
+    """
+    setup, call, teardown = reports
+    s, c, t = setup.__dict__, call.__dict__, teardown.__dict__
+    if (
+        s.get("when") != "setup"
+        or c.get("when") != "call"
+        or t.get("when") != "teardown"
+        or s.get("outcome") != "passed"
+        or c.get("outcome") != "passed"
+        or t.get("outcome") != "passed"
+        or "wasxfail" in c
+        or s.get("rerun")
+        or c.get("rerun")
+        or t.get("rerun")
+    ):
+        return None
+    # The last report that carries a value wins, as in TestRecord.fold.
+    extra = local(nodeid) if local is not None and FACTS_KEY not in t else None
+    if extra is not None:
+        facts = extra[FACTS_KEY]
+        categories = extra[CATEGORIES_KEY]
+    else:
+        facts = t.get(FACTS_KEY)
+        if facts is None:
+            facts = c.get(FACTS_KEY)
+            if facts is None:
+                facts = s.get(FACTS_KEY, {})
+        categories = t.get(CATEGORIES_KEY)
+        if categories is None:
+            categories = c.get(CATEGORIES_KEY)
+            if categories is None:
+                categories = s.get(CATEGORIES_KEY, ())
+    worker = t.get(WORKER_KEY)
+    if worker is None:
+        worker = c.get(WORKER_KEY)
+        if worker is None:
+            worker = s.get(WORKER_KEY)
+    # Summed in phase order from 0.0, as _Attempt.fold does, so the float is the same.
+    duration = (
+        0.0 + (s.get("duration") or 0.0) + (c.get("duration") or 0.0) + (t.get("duration") or 0.0)
+    )
+    return {
+        "nodeid": nodeid,
+        "outcome": "passed",
+        "duration_s": round(duration, 6),
+        "categories": list(categories),
+        "worker": None if worker is None else str(worker),
+        "attempts": [{"outcome": "passed", "duration_s": duration, "failure": None}],
+        "failure": None,
+        "facts": facts,
+    }
 
 
 def summarize(tests: list[dict[str, Any]], collection_errors: int) -> dict[str, int]:

@@ -6,6 +6,7 @@ process) as a plugin object, so report hooks, which get no ``config``, still fin
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_reliability.report._build import RunInfo, assemble, build_run, build_tests_part
-from pytest_reliability.report._collector import FACTS_KEY, Collector
+from pytest_reliability.report._collector import Collector
 from pytest_reliability.report._gates import Gate, GateResult, builtin_gates, run_gate
 from pytest_reliability.report._io import write_report
 
@@ -41,13 +42,19 @@ class ReportSession:
         self.error: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Fold each phase report into its test's record (facts come with the teardown)."""
-        if report.when == "teardown" and FACTS_KEY not in report.__dict__:
-            # Run here, not on a worker (whose reports arrive with their facts attached).
-            item = self.lookup(report.nodeid)
-            if item is not None:
-                self.attach(item, report.__dict__)
-        self.collector.add_test_report(report)
+        """Queue each phase report; the collector folds them all once, at the end of the run."""
+        # Only an append here: this runs three times per test, and a test's facts are final
+        # after its teardown, so reading them at the end gives what reading them now would.
+        self.collector.pending.append(report)
+
+    def _local_facts(self, nodeid: str) -> dict[str, Any] | None:
+        # A test run in this process: its facts are on the item, not on a report from a worker.
+        item = self.lookup(nodeid)
+        if item is None:
+            return None
+        data: dict[str, Any] = {}
+        self.attach(item, data)
+        return data
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Record each collection error once."""
@@ -94,6 +101,19 @@ class ReportSession:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Build the report, run the gates, write the report, make a failed gate fail pytest."""
+        # The report of a large run is tens of thousands of acyclic dicts and lists, freed by
+        # reference counting. Collections while it is built would only walk the whole session's
+        # objects again (a full one costs tens of milliseconds on 5,000 tests) and promote the
+        # report to the old generation, bringing the next full collection nearer.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._finish(session)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _finish(self, session: pytest.Session) -> None:
         option = self.config.option
         if (
             option.collectonly
@@ -107,7 +127,7 @@ class ReportSession:
             self._interrupt("maxfail", str(stopped))
         if exit_code == pytest.ExitCode.INTERNAL_ERROR:
             self._interrupt("internal_error", "pytest raised an internal error")
-        tests_part = build_tests_part(self.collector)
+        tests_part = build_tests_part(self.collector, self._local_facts)
         run = build_run(self.info, exit_code, datetime.now(UTC))
         view = {"run": run, **tests_part}
         gates = [
