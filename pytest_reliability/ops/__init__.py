@@ -7,6 +7,17 @@ The modules keep the names of the design (``kill_switch``, ``rbac``, ``health_ch
 from __future__ import annotations
 
 from pytest_reliability.ops._kill_switch_scenario import KillSwitchScenario
+from pytest_reliability.ops.chaos_engine import (
+    CHAOS_ENABLED_ENV,
+    PRODUCTION_ENV_VARS,
+    PRODUCTION_VALUES,
+    ChaosEngine,
+    ChaosTarget,
+    Fault,
+    Trigger,
+    check_armable,
+    production_environment,
+)
 from pytest_reliability.ops.degradation import (
     Criticality,
     Degradation,
@@ -19,9 +30,12 @@ from pytest_reliability.ops.health_checks import (
     HEALTH_CONTENT_TYPE,
     HealthCheck,
     HealthSnapshot,
+    Status,
     get_health_snapshot,
 )
 from pytest_reliability.ops.kill_switch import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_STALENESS,
     OPS_KILL_SWITCH_ENV,
     KillSwitch,
     KillSwitches,
@@ -32,6 +46,7 @@ from pytest_reliability.ops.kill_switch import (
     registered_switches,
 )
 from pytest_reliability.ops.rbac import (
+    BUILTIN_ROLES,
     PLATFORM_TENANT,
     AuthorizationEngine,
     Decision,
@@ -39,11 +54,13 @@ from pytest_reliability.ops.rbac import (
     OpsSession,
     Permission,
     PermissionSpec,
+    Scope,
     known_permissions,
     register_permission,
     require_ops_permission,
 )
 from pytest_reliability.ops.readiness_gates import (
+    DEFAULT_GATE_TIMEOUT,
     GateResult,
     LivenessResult,
     ReadinessGate,
@@ -53,15 +70,25 @@ from pytest_reliability.ops.readiness_gates import (
 )
 
 __all__ = [
+    "BUILTIN_ROLES",
+    "CHAOS_ENABLED_ENV",
+    "DEFAULT_GATE_TIMEOUT",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_STALENESS",
     "HEALTH_CONTENT_TYPE",
     "OPS_KILL_SWITCH_ENV",
     "PLATFORM_TENANT",
+    "PRODUCTION_ENV_VARS",
+    "PRODUCTION_VALUES",
     "AuthorizationEngine",
+    "ChaosEngine",
+    "ChaosTarget",
     "Criticality",
     "Decision",
     "Degradation",
     "DegradationMode",
     "DegradationState",
+    "Fault",
     "GateResult",
     "HealthCheck",
     "HealthSnapshot",
@@ -77,12 +104,17 @@ __all__ = [
     "PermissionSpec",
     "ReadinessGate",
     "ReadinessResult",
+    "Scope",
+    "Status",
     "SwitchRecord",
     "SwitchState",
+    "Trigger",
+    "check_armable",
     "check_liveness",
     "get_health_snapshot",
     "known_permissions",
     "ops_level",
+    "production_environment",
     "register_permission",
     "register_switch",
     "registered_switches",

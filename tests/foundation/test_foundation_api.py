@@ -112,3 +112,16 @@ def test_invalid_input_errors_are_value_errors() -> None:
     assert issubclass(errors.InvalidTenant, ValueError)
     assert issubclass(errors.IdempotencyUnavailable, errors.StoreUnavailable)
     assert issubclass(errors.IdempotencyUnavailable, errors.IdempotencyError)
+
+
+def test_ops_reexports_every_public_name_of_its_modules() -> None:
+    import pytest_reliability.ops as ops
+
+    modules = ("chaos_engine", "kill_switch", "rbac", "health_checks", "readiness_gates",
+               "degradation")  # fmt: skip
+    for name in modules:
+        module = importlib.import_module(f"pytest_reliability.ops.{name}")
+        missing = set(module.__all__) - set(ops.__all__)
+        assert not missing, f"pytest_reliability.ops does not re-export {sorted(missing)}"
+    for name in ops.__all__:
+        assert hasattr(ops, name)
