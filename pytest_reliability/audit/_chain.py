@@ -40,11 +40,15 @@ def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+# Built once: json.dumps with arguments builds a new encoder on every call.
+_canonical_encoder = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> str:
     """Encode ``value`` canonically: sorted keys, no whitespace, no NaN, UTF-8 text."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _canonical_encoder.encode(value)
 
 
 class ChainRow(NamedTuple):
