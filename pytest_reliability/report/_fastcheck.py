@@ -39,6 +39,31 @@ def _is_type(name: str) -> Check:
     return checks[name]
 
 
+def _type(arg: str | list[str]) -> Check:
+    names = [arg] if isinstance(arg, str) else list(arg)
+    for name in names:
+        _is_type(name)  # raises Unsupported for a name it does not know
+    if len(names) == 1:
+        return _is_type(names[0])
+    simple = tuple(t for n, t in (("object", dict), ("array", list), ("string", str)) if n in names)
+    null, boolean = "null" in names, "boolean" in names
+    number, integer = "number" in names, "integer" in names or "number" in names
+
+    def check(value: Any) -> bool:
+        # One pass over a union such as ["string", "null"], as _is_type would check each.
+        if value is None:
+            return null
+        if isinstance(value, bool):
+            return boolean
+        if isinstance(value, int):
+            return integer
+        if isinstance(value, float):
+            return number
+        return isinstance(value, simple)
+
+    return check
+
+
 def _date_time(value: Any) -> bool:
     if not isinstance(value, str) or not _DATE_TIME.match(value):
         return not isinstance(value, str)
@@ -62,9 +87,12 @@ class _Compiler:
             for part in pointer[2:].split("/"):
                 target = target[part.replace("~1", "/").replace("~0", "~")]
             slot: list[Check] = []
-            # Registered before compiling so recursive references resolve lazily.
+            # Registered before compiling so recursive references resolve lazily; once compiled,
+            # later references call the check itself, one call fewer per value.
             self.refs[pointer] = lambda v: slot[0](v)
-            slot.append(self.compile(target))
+            compiled = self.compile(target)
+            slot.append(compiled)
+            self.refs[pointer] = compiled
         return self.refs[pointer]
 
     def compile(self, schema: Any) -> Check:
@@ -72,20 +100,52 @@ class _Compiler:
             return _always
         if not isinstance(schema, dict):
             raise Unsupported(f"schema {schema!r}")
+        keywords = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+        # The shapes a report is made of become one closure each: every call saved is paid
+        # once per value of a report of thousands of tests.
+        merged = self._merged(keywords)
+        if merged is not None:
+            return merged
         checks = [
             self._keyword(key, arg)
-            for key, arg in schema.items()
-            if key not in _ANNOTATIONS and key not in ("properties", "additionalProperties")
+            for key, arg in keywords.items()
+            if key not in ("properties", "additionalProperties")
         ]
-        if "properties" in schema or "additionalProperties" in schema:
-            checks.append(self._object(schema))
+        if "properties" in keywords or "additionalProperties" in keywords:
+            checks.append(self._object(keywords))
         return _all_of(checks)
+
+    def _merged(self, keywords: Mapping[str, Any]) -> Check | None:
+        """Return one check for a typed object, array, number or string schema, else None."""
+        kind = keywords.get("type")
+        rest = keywords.keys() - {"type"}
+        if kind == "object" and rest <= {"properties", "additionalProperties", "required"}:
+            return self._object(keywords, must_be_object=True)
+        if kind == "array" and rest <= {"items", "minItems", "uniqueItems"}:
+            unique = keywords.get("uniqueItems", False)
+            if unique not in (True, False):
+                return None
+            item = self.compile(keywords["items"]) if "items" in keywords else None
+            return _array(item, int(keywords.get("minItems", 0)), bool(unique))
+        if kind in ("number", "integer") and rest == {"minimum"}:
+            return _bounded(kind == "integer", keywords["minimum"])
+        if kind == "string" and len(rest) == 1:
+            (key,) = rest
+            if key == "minLength":
+                least = int(keywords[key])
+                return lambda v: isinstance(v, str) and len(v) >= least
+            if key == "pattern":
+                search = re.compile(keywords[key]).search
+                return lambda v: isinstance(v, str) and search(v) is not None
+            if key == "format" and keywords[key] == "date-time":
+                return lambda v: isinstance(v, str) and _date_time(v)
+        return None
 
     def _keyword(self, key: str, arg: Any) -> Check:
         if key == "$ref":
             return self.ref(arg)
         if key == "type":
-            return _any_of([_is_type(t) for t in ([arg] if isinstance(arg, str) else arg)])
+            return _type(arg)
         if key == "oneOf":
             return _one_of([self.compile(option) for option in arg])
         if key == "items":
@@ -99,7 +159,9 @@ class _Compiler:
             raise Unsupported(key)
         return factory(arg)
 
-    def _object(self, schema: Mapping[str, Any]) -> Check:
+    def _object(self, schema: Mapping[str, Any], *, must_be_object: bool = False) -> Check:
+        """Check properties and additional properties; with ``must_be_object``, also the type
+        ``object`` and ``required`` (the keywords of a ``{"type": "object", ...}`` schema)."""
         props = {k: self.compile(s) for k, s in schema.get("properties", {}).items()}
         extra_schema = schema.get("additionalProperties", True)
         extra: Check | None = (
@@ -107,10 +169,15 @@ class _Compiler:
             if extra_schema is True
             else ((lambda v: False) if extra_schema is False else self.compile(extra_schema))
         )
+        wanted = frozenset(schema.get("required", ()) if must_be_object else ())
+        if must_be_object and not isinstance(schema.get("required", []), list):
+            raise Unsupported("required")
 
         def check(value: Any) -> bool:
             if not isinstance(value, dict):
-                return True
+                return not must_be_object
+            if wanted and not wanted <= value.keys():
+                return False
             for key, item in value.items():
                 prop = props.get(key)
                 if prop is not None:
@@ -174,6 +241,31 @@ def _items(item: Check) -> Check:
     return check
 
 
+def _array(item: Check | None, least: int, unique: bool) -> Check:
+    def check(value: Any) -> bool:
+        if not isinstance(value, list) or len(value) < least:
+            return False
+        if unique and not _unique(value):
+            return False
+        if item is not None:
+            for one in value:
+                if not item(one):
+                    return False
+        return True
+
+    return check
+
+
+def _bounded(integer: bool, least: float) -> Check:
+    kinds: tuple[type[int] | type[float], ...] = (int,) if integer else (int, float)
+
+    def check(value: Any) -> bool:
+        # bool is an int, but not a JSON number.
+        return isinstance(value, kinds) and not isinstance(value, bool) and value >= least
+
+    return check
+
+
 def _unique(value: Any) -> bool:
     if not isinstance(value, list):
         return True
@@ -181,6 +273,9 @@ def _unique(value: Any) -> bool:
 
 
 def _enum(allowed: list[Any]) -> Check:
+    if all(type(a) is str for a in allowed):
+        strings = frozenset(allowed)
+        return lambda v: type(v) is str and v in strings
     pairs = [(type(a), a) for a in allowed]
     return lambda v: (type(v), v) in pairs
 
