@@ -7,21 +7,25 @@ keys, but never loses or retypes one.
 
 from __future__ import annotations
 
-from pytest_reliability.report._build import ci_environment
-from pytest_reliability.report._diff import ReportDiff, Slowdown, diff_reports
-from pytest_reliability.report._gates import Gate, GateCheck, GateResult
-from pytest_reliability.report._io import check_writable, read_report, write_report
-from pytest_reliability.report._merge import merge_reports
-from pytest_reliability.report._schema import (
-    REPORT_SCHEMA,
-    SCHEMA_VERSION,
-    SchemaViolation,
-    load_schema,
-    schema_path,
-    validate_report,
-    violations,
-)
-from pytest_reliability.report._summary import summary_markdown, summary_text
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_reliability.report._build import ci_environment
+    from pytest_reliability.report._diff import ReportDiff, Slowdown, diff_reports
+    from pytest_reliability.report._gates import Gate, GateCheck, GateResult
+    from pytest_reliability.report._io import check_writable, read_report, write_report
+    from pytest_reliability.report._merge import merge_reports
+    from pytest_reliability.report._schema import (
+        REPORT_SCHEMA,
+        SCHEMA_VERSION,
+        SchemaViolation,
+        load_schema,
+        schema_path,
+        validate_report,
+        violations,
+    )
+    from pytest_reliability.report._summary import summary_markdown, summary_text
 
 __all__ = [
     "REPORT_SCHEMA",
@@ -45,3 +49,43 @@ __all__ = [
     "violations",
     "write_report",
 ]
+
+# Where each public name lives. The plugin imports this package on every run but needs only the
+# modules that write a report, so the others (diff, merge, summary) load on first use.
+_HOME = {
+    "REPORT_SCHEMA": "_schema",
+    "SCHEMA_VERSION": "_schema",
+    "Gate": "_gates",
+    "GateCheck": "_gates",
+    "GateResult": "_gates",
+    "ReportDiff": "_diff",
+    "SchemaViolation": "_schema",
+    "Slowdown": "_diff",
+    "check_writable": "_io",
+    "ci_environment": "_build",
+    "diff_reports": "_diff",
+    "load_schema": "_schema",
+    "merge_reports": "_merge",
+    "read_report": "_io",
+    "schema_path": "_schema",
+    "summary_markdown": "_summary",
+    "summary_text": "_summary",
+    "validate_report": "_schema",
+    "violations": "_schema",
+    "write_report": "_io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines the public ``name`` when it is first asked for."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later lookups find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    """List the public names too, loaded or not."""
+    return sorted({*globals(), *__all__})
