@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, final
 
+import pytest
+
 FACTS_KEY = "reliability_facts"
 """Report attribute holding the test's facts (set on the teardown report)."""
 CATEGORIES_KEY = "reliability_categories"
@@ -149,18 +151,17 @@ class Collector:
     """Accumulates phase reports and collection errors for one run; folds them at the end.
 
     Phase reports are only queued while the tests run (:attr:`pending`): folding each as it
-    arrived cost more per test than the whole rest of the plugin. :meth:`tests` folds them once,
+    arrived cost more per test than the whole rest of the plugin. :meth:`tests` folds them all,
     building a test that passed its three phases at the first attempt (nearly all of them)
     straight into its report entry, and every other test through :class:`TestRecord`.
     """
 
-    __slots__ = ("_groups", "collection_errors", "pending")
+    __slots__ = ("collection_errors", "pending")
 
     def __init__(self) -> None:
         self.pending: list[Any] = []
-        """Phase reports not folded yet, in arrival order (the report hook appends here)."""
+        """Phase reports in arrival order, folded by :meth:`tests` (the report hook appends)."""
         self.collection_errors: dict[str, str] = {}
-        self._groups: dict[str, list[Any]] = {}
 
     def add_test_report(self, report: Any) -> None:
         """Queue a TestReport (or a CollectReport that xdist relays through logreport)."""
@@ -171,45 +172,62 @@ class Collector:
         if report.failed and report.nodeid not in self.collection_errors:
             self.collection_errors[report.nodeid] = failure_text(report.longrepr) or "error"
 
-    def _group_pending(self) -> dict[str, list[Any]]:
-        groups = self._groups
-        for report in self.pending:
-            # Membership first: TestReports hold ``when`` in their __dict__, so hasattr (which
-            # also sees CollectReport's class attribute) only runs for anything else.
-            if "when" not in report.__dict__ and not hasattr(report, "when"):
-                self.add_collect_report(report)
-                continue
-            group = groups.get(report.nodeid)
-            if group is None:
-                groups[report.nodeid] = [report]
-            else:
-                group.append(report)
-        self.pending.clear()
-        return groups
-
     def tests(self, local: LocalFacts | None = None) -> list[dict[str, Any]]:
         """Return every test's entry, sorted by node id (stable across worker layouts).
 
         ``local`` gives the facts of a test that ran in this process, whose teardown report
         arrived without them (on an xdist controller every report carries its own).
         """
-        groups = self._group_pending()
-        entries: list[dict[str, Any]] = []
-        for nodeid in sorted(groups):
-            reports = groups[nodeid]
-            entry = _passed_entry(nodeid, reports, local) if len(reports) == 3 else None
-            if entry is None:
-                record = TestRecord(nodeid)
-                for report in reports:
-                    data = report.__dict__
-                    if local is not None and report.when == "teardown" and FACTS_KEY not in data:
-                        extra = local(nodeid)
-                        if extra is not None:
-                            data.update(extra)
-                    record.fold(report)
-                entry = record.as_dict()
-            entries.append(entry)
-        return entries
+        pending = self.pending
+        count = len(pending)
+        # A test's setup, call and teardown usually arrive one after another (always without
+        # xdist): a passing triple becomes its entry at once, without grouping reports first.
+        fast: dict[str, tuple[int, dict[str, Any]]] = {}
+        slow: dict[str, list[Any]] = {}
+        report_type = pytest.TestReport  # exactly: its attributes are the ones read below
+        i = 0
+        while i < count:
+            report = pending[i]
+            if i + 2 < count and type(report) is report_type:
+                nodeid = report.nodeid
+                call, teardown = pending[i + 1], pending[i + 2]
+                if (
+                    type(call) is report_type
+                    and type(teardown) is report_type
+                    and call.nodeid == nodeid
+                    and teardown.nodeid == nodeid
+                    and nodeid not in fast
+                    and nodeid not in slow
+                ):
+                    entry = _passed_entry(nodeid, report, call, teardown, local)
+                    if entry is not None:
+                        fast[nodeid] = (i, entry)
+                        i += 3
+                        continue
+            i += 1
+            if not hasattr(report, "when"):
+                self.add_collect_report(report)
+                continue
+            nodeid = report.nodeid
+            group = slow.get(nodeid)
+            if group is None:
+                group = slow[nodeid] = []
+                if nodeid in fast:  # more reports of a test already built: fold them all
+                    start = fast.pop(nodeid)[0]
+                    group.extend(pending[start : start + 3])
+            group.append(report)
+        built = {nodeid: entry for nodeid, (_, entry) in fast.items()}
+        for nodeid, reports in slow.items():
+            record = TestRecord(nodeid)
+            for report in reports:
+                data = report.__dict__
+                if local is not None and report.when == "teardown" and FACTS_KEY not in data:
+                    extra = local(nodeid)
+                    if extra is not None:
+                        data.update(extra)
+                record.fold(report)
+            built[nodeid] = record.as_dict()
+        return [built[nodeid] for nodeid in sorted(built)]
 
     def collection_error_list(self) -> list[dict[str, str]]:
         """Return the collection errors, sorted by node id."""
@@ -220,27 +238,24 @@ class Collector:
 
 
 def _passed_entry(
-    nodeid: str, reports: list[Any], local: LocalFacts | None
+    nodeid: str, setup: Any, call: Any, teardown: Any, local: LocalFacts | None
 ) -> dict[str, Any] | None:
     """Return the entry of a test whose setup, call and teardown passed at the first attempt.
 
     ``None`` for anything else (reruns, xfail, failures, crashes): :class:`TestRecord` folds
     those. The entry is exactly the one :class:`TestRecord` would build.
     """
-    setup, call, teardown = reports
-    s, c, t = setup.__dict__, call.__dict__, teardown.__dict__
     if (
-        s.get("when") != "setup"
-        or c.get("when") != "call"
-        or t.get("when") != "teardown"
-        or s.get("outcome") != "passed"
-        or c.get("outcome") != "passed"
-        or t.get("outcome") != "passed"
-        or "wasxfail" in c
-        or s.get("rerun")
-        or c.get("rerun")
-        or t.get("rerun")
+        setup.when != "setup"
+        or call.when != "call"
+        or teardown.when != "teardown"
+        or setup.outcome != "passed"
+        or call.outcome != "passed"
+        or teardown.outcome != "passed"
     ):
+        return None
+    s, c, t = setup.__dict__, call.__dict__, teardown.__dict__
+    if "wasxfail" in c or s.get("rerun") or c.get("rerun") or t.get("rerun"):
         return None
     # The last report that carries a value wins, as in TestRecord.fold.
     extra = local(nodeid) if local is not None and FACTS_KEY not in t else None
@@ -264,9 +279,7 @@ def _passed_entry(
         if worker is None:
             worker = s.get(WORKER_KEY)
     # Summed in phase order from 0.0, as _Attempt.fold does, so the float is the same.
-    duration = (
-        0.0 + (s.get("duration") or 0.0) + (c.get("duration") or 0.0) + (t.get("duration") or 0.0)
-    )
+    duration = 0.0 + (setup.duration or 0.0) + (call.duration or 0.0) + (teardown.duration or 0.0)
     return {
         "nodeid": nodeid,
         "outcome": "passed",
