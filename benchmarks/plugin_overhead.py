@@ -9,6 +9,13 @@ process, with plugin autoload off so nothing else loaded skews the comparison:
 * reliability: ``-p reliability`` writing its report (validated against the schema, atomic)
 * json-report: ``-p no:reliability -p pytest_jsonreport.plugin --json-report`` writing its report
 
+Every variant imports pytest-reliability from this checkout (its root goes first on
+``PYTHONPATH``), whatever copy is installed. Bytecode is cached for every variant alike, in a
+``PYTHONPYCACHEPREFIX`` inside the benchmark's temporary directory that the untimed first round
+fills: an inherited ``PYTHONDONTWRITEBYTECODE`` would otherwise make every timed run recompile
+the checkout's modules (and rewrite the test modules) while pytest and pytest-json-report load
+the bytecode their installation wrote.
+
 Prints the median wall time (and CPU time, steadier on a busy machine) of each and the ratios
 to the bare run.
 """
@@ -62,9 +69,23 @@ def variants(directory: Path) -> dict[str, list[str]]:
     }
 
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout whose plugin is measured."""
+
+
+def environment(directory: Path) -> dict[str, str]:
+    """Return the environment of every timed run: this checkout first, bytecode cached."""
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # Beside the suite, not in it: pytest would walk it while collecting.
+    env["PYTHONPYCACHEPREFIX"] = str(directory.parent / "pycache")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
 def time_run(directory: Path, args: list[str]) -> tuple[float, float]:
     """Return wall and CPU seconds of one pytest process; fail loudly if the run did not pass."""
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env = environment(directory)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
@@ -90,7 +111,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="reliability-bench-") as tmp:
-        directory = Path(tmp)
+        directory = Path(tmp) / "suite"
+        directory.mkdir()
         generate(directory, args.tests)
         runs = variants(directory)
         for argv in runs.values():  # warm the bytecode caches once, untimed
