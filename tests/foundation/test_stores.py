@@ -145,4 +145,5 @@ def test_the_registry_exports_exactly_its_public_names() -> None:
         "url_scheme",
     }
     for name in stores.__all__:
-        assert getattr(stores, name).__doc__, name
+        if name != "StoreFactory":  # a type alias: documented by the string below it
+            assert getattr(stores, name).__doc__, name
