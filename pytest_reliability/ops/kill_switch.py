@@ -17,6 +17,7 @@ actor and the reason; on a SQL store the audit event commits in the flip's trans
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -29,7 +30,7 @@ from pytest_reliability.audit import AuditLog, InMemoryAuditLog
 from pytest_reliability.clock import system_clock
 from pytest_reliability.errors import ConfigurationError, KillSwitchEngaged, StoreUnavailable
 from pytest_reliability.ops import _kill_switch_model as _model
-from pytest_reliability.ops._kill_switch_guard import Guard
+from pytest_reliability.ops._guard import Guard
 from pytest_reliability.ops._kill_switch_model import (
     OPS_KILL_SWITCH_ENV,
     KillSwitch,
@@ -212,7 +213,9 @@ class KillSwitches:
         key = (switch, write)
         guard = self._guards.get(key)
         if guard is None:
-            guard = self._guards[key] = Guard(self, check_switch(switch), write)
+            name = check_switch(switch)
+            check = functools.partial(self.check, name, write)
+            guard = self._guards[key] = Guard(check, f"kill switch {name} (write={write})")
         return guard
 
     # -- state and flips ------------------------------------------------------------------------
