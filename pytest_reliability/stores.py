@@ -33,6 +33,7 @@ __all__ = [
     "StoreBackend",
     "StoreFactory",
     "known_schemes",
+    "register_standard_stores",
     "register_store",
     "store_backend",
     "store_from_url",
@@ -105,6 +106,22 @@ def register_store(
             )
         schemes[scheme] = backend
     return backend
+
+
+def register_standard_stores(
+    kind: str, *, memory: StoreFactory, redis: StoreFactory, sql: StoreFactory
+) -> None:
+    """Register the package's usual backends for ``kind``, with the extras each needs.
+
+    ``memory://``; ``redis://``, ``rediss://`` and ``unix://`` (extra ``redis``); ``sqlite://``;
+    ``postgresql://`` and ``postgres://`` (extra ``postgres``, psycopg 3).
+    """
+    register_store(kind, "memory", memory)
+    for scheme in ("redis", "rediss", "unix"):
+        register_store(kind, scheme, redis, extra="redis", requires=("redis",))
+    register_store(kind, "sqlite", sql)
+    for scheme in ("postgresql", "postgres"):
+        register_store(kind, scheme, sql, extra="postgres", requires=("psycopg",))
 
 
 def unregister_store(kind: str, scheme: str) -> bool:

@@ -118,9 +118,4 @@ def _sql(url: str, **options: Any) -> IdempotencyStore:
     return SqlStore.from_url(url, **options)
 
 
-stores.register_store(STORE_KIND, "memory", _memory)
-for _scheme in ("redis", "rediss", "unix"):
-    stores.register_store(STORE_KIND, _scheme, _redis, extra="redis", requires=("redis",))
-stores.register_store(STORE_KIND, "sqlite", _sql)
-for _scheme in ("postgresql", "postgres"):
-    stores.register_store(STORE_KIND, _scheme, _sql, extra="postgres", requires=("psycopg",))
+stores.register_standard_stores(STORE_KIND, memory=_memory, redis=_redis, sql=_sql)

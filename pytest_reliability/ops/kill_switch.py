@@ -384,12 +384,7 @@ def _sql(
     return sql_store(url, namespace=namespace, channel=channel)
 
 
-stores.register_store(STORE_KIND, "memory", _memory)
-for _scheme in ("redis", "rediss", "unix"):
-    stores.register_store(STORE_KIND, _scheme, _redis, extra="redis", requires=("redis",))
-stores.register_store(STORE_KIND, "sqlite", _sql)
-for _scheme in ("postgresql", "postgres"):
-    stores.register_store(STORE_KIND, _scheme, _sql, extra="postgres", requires=("psycopg",))
+stores.register_standard_stores(STORE_KIND, memory=_memory, redis=_redis, sql=_sql)
 
 
 def _same_db(sink: AuditLog, conn: Any) -> bool:

@@ -138,6 +138,7 @@ def test_the_registry_exports_exactly_its_public_names() -> None:
         "StoreBackend",
         "StoreFactory",
         "known_schemes",
+        "register_standard_stores",
         "register_store",
         "store_backend",
         "store_from_url",

@@ -43,9 +43,6 @@ __all__ = [
     "PRODUCTION_ENV_VARS",
     "PRODUCTION_VALUES",
     "ChaosEngine",
-    "ChaosTarget",
-    "Fault",
-    "Trigger",
     "check_armable",
     "production_environment",
 ]
