@@ -1,6 +1,6 @@
 """Hypothesis strategies for idempotency property tests.
 
-``request_sequences()`` is what :class:`~pytest_reliability.idempotency.IdempotencyChecker` and the
+``request_sequences()`` is what :class:`~pytest_reliability.testing.IdempotencyChecker` and the
 ``idempotency_check`` fixture draw from: a few distinct requests and a list of deliveries mixing
 duplicates, lost acknowledgements, crashes between effect and acknowledgement, retries after a
 failure and concurrent deliveries. Shrinking removes steps and simplifies kinds toward plain
@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from pytest_reliability.idempotency._model import KEY_MAX_LENGTH
-from pytest_reliability.idempotency._sequences import DELIVERY_KINDS, Delivery, RequestSequence
+from pytest_reliability.testing._sequences import DELIVERY_KINDS, Delivery, RequestSequence
 
 __all__ = ["deliveries", "idempotency_keys", "payloads", "request_sequences"]
 

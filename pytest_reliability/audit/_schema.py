@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pytest_reliability.db._engine import is_postgres, is_sqlite
-from pytest_reliability.db._schema import metadata, register_schema_hook
+from pytest_reliability.db._schema import metadata, register_schema_hook, register_tables
 
 ACTION_MAX = 128
 ACTOR_MAX = 255
@@ -49,6 +49,8 @@ audit_heads = sa.Table(
     sa.Column("last_seq", sa.BigInteger, nullable=False),
     sa.Column("last_hash", sa.String(64), nullable=False),
 )
+
+register_tables(audit_events, audit_heads)
 
 _NOT_EXTENDING = "audit event does not extend the chain head"
 

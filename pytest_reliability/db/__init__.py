@@ -1,4 +1,4 @@
-"""The SQL backbone: engines from URLs, the package's metadata, schema creation.
+"""The SQL backbone: engines from URLs, the package's metadata, registered tables, their schema.
 
 ``RELIABILITY_DATABASE_URL`` names the database; unset, it is a SQLite file ``reliability.db`` in
 the working directory. ``postgresql://`` URLs use psycopg 3 (the ``postgres`` extra).
@@ -20,7 +20,13 @@ from pytest_reliability.db._engine import (
     pg_advisory_xact_lock,
     session_factory,
 )
-from pytest_reliability.db._schema import create_schema, metadata, register_schema_hook
+from pytest_reliability.db._schema import (
+    create_schema,
+    metadata,
+    register_schema_hook,
+    register_tables,
+    registered_tables,
+)
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -37,5 +43,7 @@ __all__ = [
     "normalize_url",
     "pg_advisory_xact_lock",
     "register_schema_hook",
+    "register_tables",
+    "registered_tables",
     "session_factory",
 ]

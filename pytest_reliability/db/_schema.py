@@ -1,27 +1,44 @@
-"""The package's one :class:`~sqlalchemy.MetaData` and :func:`create_schema`."""
+"""The package's one :class:`~sqlalchemy.MetaData`, the tables registered on it, and
+:func:`create_schema`.
+
+Nothing here names a module above ``db``: each module that owns tables registers them when it is
+imported (:func:`register_tables`), and each that needs DDL ``create_all`` cannot express
+(triggers, functions) registers a hook (:func:`register_schema_hook`). :func:`create_schema`
+creates what is registered so far; ``pytest_reliability.tables.create_all`` imports every module
+the package ships with tables first, and so creates everything.
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection, Engine
 
 from pytest_reliability.db._engine import is_postgres, pg_advisory_xact_lock
+from pytest_reliability.errors import ConfigurationError
 
 metadata = MetaData()
 """Every table of the package lives on this metadata."""
 
-# Modules that define tables on ``metadata``; imported by create_schema so it sees them all.
-_TABLE_MODULES: tuple[str, ...] = (
-    "pytest_reliability.audit._schema",
-    "pytest_reliability.idempotency._tables",
-    "pytest_reliability.ops._tables",
-)
-
 SchemaHook = Callable[[Connection], None]
+_tables: dict[str, Table] = {}
 _hooks: list[SchemaHook] = []
+
+
+def register_tables(*tables: Table) -> None:
+    """Have :func:`create_schema` create ``tables`` (defined on :data:`metadata`); idempotent."""
+    for table in tables:
+        if not isinstance(table, Table) or table.metadata is not metadata:
+            raise ConfigurationError(
+                f"only tables on pytest_reliability.db.metadata can be registered, not {table!r}"
+            )
+        _tables[table.name] = table
+
+
+def registered_tables() -> tuple[str, ...]:
+    """Return the names of the tables :func:`create_schema` creates, in registration order."""
+    return tuple(_tables)
 
 
 def register_schema_hook(hook: SchemaHook) -> SchemaHook:
@@ -35,13 +52,16 @@ def register_schema_hook(hook: SchemaHook) -> SchemaHook:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every table, index and trigger of the package; safe to run twice or concurrently."""
-    for module in _TABLE_MODULES:
-        importlib.import_module(module)
+    """Create every registered table, index and trigger; safe to run twice or concurrently.
+
+    A module's tables are registered when the module defining them is imported (the audit log and
+    the SQL stores import theirs); ``pytest_reliability.tables.create_all`` creates everything the
+    package ships.
+    """
     with engine.begin() as conn:
         if is_postgres(conn):
             # Concurrent create_all on PostgreSQL races between "does it exist" and CREATE.
             pg_advisory_xact_lock(conn, "pytest_reliability.create_schema")
-        metadata.create_all(conn, checkfirst=True)
-        for hook in _hooks:
+        metadata.create_all(conn, tables=list(_tables.values()), checkfirst=True)
+        for hook in tuple(_hooks):
             hook(conn)

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
-from pytest_reliability.errors import ConfigurationError
+from pytest_reliability import stores
 from pytest_reliability.idempotency._model import Claim, Record, Scope
 
-__all__ = ["Deferred", "IdempotencyStore", "store_from_url"]
+__all__ = ["STORE_KIND", "Deferred", "IdempotencyStore", "store_from_url"]
 
 Deferred = Callable[[Any], None]
 """A local effect run inside the completing transaction; it receives the store's handle."""
@@ -84,36 +84,38 @@ class IdempotencyStore(Protocol):
         ...
 
 
+STORE_KIND = "idempotency"
+"""The kind idempotency stores register under in :mod:`pytest_reliability.stores`."""
+
+
 def store_from_url(url: str, **options: Any) -> IdempotencyStore:
-    """Return the store for ``url``: ``memory://``, ``redis://``/``rediss://``, or SQL.
+    """Return the store for ``url``: ``memory://``, ``redis://``/``rediss://``/``unix://``, or SQL.
 
-    A SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://...``) gives the SQL store. An unknown
-    scheme, or a scheme whose extra is not installed, raises :class:`ConfigurationError` naming
-    the extra to install.
+    A SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://...``) gives the SQL store. The scheme is
+    looked up in :mod:`pytest_reliability.stores` (kind ``idempotency``), where a repository can
+    register its own. An unknown scheme, or one whose extra is not installed, raises
+    :class:`~pytest_reliability.errors.ConfigurationError` naming the known schemes or the extra.
     """
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    if scheme == "memory":
-        from pytest_reliability.idempotency._memory_store import MemoryStore
+    store: IdempotencyStore = stores.store_from_url(STORE_KIND, url, **options)
+    return store
 
-        return MemoryStore(**options)
-    if scheme in ("redis", "rediss", "unix"):
-        try:
-            import redis  # noqa: F401  # probe only: the store imports it again
-        except ImportError:
-            raise ConfigurationError(
-                "the Redis idempotency store needs redis-py: "
-                "pip install 'pytest-reliability[redis]'"
-            ) from None
-        from pytest_reliability.idempotency._redis_store import RedisStore
 
-        return RedisStore.from_url(url, **options)
-    base = scheme.partition("+")[0]
-    if base in ("sqlite", "postgresql", "postgres"):
-        from pytest_reliability.idempotency._sql_store import SqlStore
+def _memory(url: str, **options: Any) -> IdempotencyStore:
+    from pytest_reliability.idempotency._memory_store import MemoryStore
 
-        return SqlStore.from_url(url, **options)
-    raise ConfigurationError(
-        f"unsupported idempotency store URL scheme {scheme or url!r}: use memory://, "
-        "redis://HOST:PORT/DB (pytest-reliability[redis]), sqlite:///PATH or "
-        "postgresql://USER@HOST/DB (pytest-reliability[postgres])"
-    )
+    return MemoryStore(**options)
+
+
+def _redis(url: str, **options: Any) -> IdempotencyStore:
+    from pytest_reliability.idempotency._redis_store import RedisStore
+
+    return RedisStore.from_url(url, **options)
+
+
+def _sql(url: str, **options: Any) -> IdempotencyStore:
+    from pytest_reliability.idempotency._sql_store import SqlStore
+
+    return SqlStore.from_url(url, **options)
+
+
+stores.register_standard_stores(STORE_KIND, memory=_memory, redis=_redis, sql=_sql)

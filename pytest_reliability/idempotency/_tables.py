@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pytest_reliability.db._schema import metadata
+from pytest_reliability.db import metadata, register_tables
 
 idempotency_records = sa.Table(
     "idempotency_records",
@@ -31,3 +31,5 @@ idempotency_records = sa.Table(
     sa.Index("ix_idempotency_records_expires", "expires_ms"),
 )
 """One row per (tenant, operation, key hash)."""
+
+register_tables(idempotency_records)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pytest_reliability.db._schema import metadata
+from pytest_reliability.db import metadata, register_tables
 
 __all__ = ["NAMESPACE_MAX", "REASON_MAX", "SWITCH_NAME_MAX", "ops_kill_switches"]
 
@@ -30,3 +30,5 @@ ops_kill_switches = sa.Table(
     sa.Column("changed_at", sa.Float, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
+
+register_tables(ops_kill_switches)

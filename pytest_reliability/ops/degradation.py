@@ -17,15 +17,14 @@ manager) with the operation's :class:`Criticality`; a refusal raises
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any, ParamSpec, TypeVar, cast, final
+from typing import final
 
 from pytest_reliability.clock import system_clock
 from pytest_reliability.errors import ConfigurationError, InvalidInput, OperationRefused
+from pytest_reliability.ops._guard import Guard
 from pytest_reliability.ops.rbac import (
     PLATFORM_TENANT,
     OpsContext,
@@ -44,9 +43,6 @@ __all__ = [
     "OpsLevel",
     "ops_level",
 ]
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 REFUSAL_ACTION = "ops.degradation.refused"
 SET_ACTION = "ops.degradation.set"
@@ -179,52 +175,13 @@ class Degradation:
             f"{operation} ({Criticality(criticality).name}) refused in degradation mode {mode.name}"
         )
 
-    def guard(
-        self, operation: str, criticality: Criticality = Criticality.OPTIONAL
-    ) -> _DegradationGuard:
+    def guard(self, operation: str, criticality: Criticality = Criticality.OPTIONAL) -> Guard:
         """A decorator and context manager calling :meth:`check` before the guarded code."""
         if not isinstance(operation, str) or not operation:
             raise ConfigurationError("a degradation guard needs an operation name")
-        return _DegradationGuard(self, operation, Criticality(criticality))
-
-
-@final
-class _DegradationGuard:
-    __slots__ = ("_criticality", "_degradation", "_operation")
-
-    def __init__(self, degradation: Degradation, operation: str, criticality: Criticality) -> None:
-        self._degradation = degradation
-        self._operation = operation
-        self._criticality = criticality
-
-    def __enter__(self) -> None:
-        self._degradation.check(self._operation, self._criticality)
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    async def __aenter__(self) -> None:
-        self._degradation.check(self._operation, self._criticality)
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def aguarded(*args: Any, **kwargs: Any) -> Any:
-                self._degradation.check(self._operation, self._criticality)
-                return await func(*args, **kwargs)
-
-            return cast("Callable[P, R]", aguarded)
-
-        @functools.wraps(func)
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            self._degradation.check(self._operation, self._criticality)
-            return func(*args, **kwargs)
-
-        return guarded
+        level = Criticality(criticality)
+        check = functools.partial(self.check, operation, level)
+        return Guard(check, f"degradation {operation} ({level.name})")
 
 
 def _parse_mode(mode: DegradationMode | str) -> DegradationMode:

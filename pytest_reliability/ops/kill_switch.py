@@ -17,6 +17,7 @@ actor and the reason; on a SQL store the audit event commits in the flip's trans
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -24,11 +25,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, final
 
+from pytest_reliability import stores
 from pytest_reliability.audit import AuditLog, InMemoryAuditLog
 from pytest_reliability.clock import system_clock
 from pytest_reliability.errors import ConfigurationError, KillSwitchEngaged, StoreUnavailable
 from pytest_reliability.ops import _kill_switch_model as _model
-from pytest_reliability.ops._kill_switch_guard import Guard
+from pytest_reliability.ops._guard import Guard
 from pytest_reliability.ops._kill_switch_model import (
     OPS_KILL_SWITCH_ENV,
     KillSwitch,
@@ -142,20 +144,25 @@ class KillSwitches:
     ) -> KillSwitches:
         """Build switches over the store ``url`` names (or a SQLAlchemy engine).
 
+        The scheme is looked up in :mod:`pytest_reliability.stores` (kind ``kill_switch``):
+        ``memory://``, ``redis://``, ``sqlite://``, ``postgresql://`` or one a repository
+        registered; an unknown scheme raises ConfigurationError naming the known ones.
+
         ``namespace`` separates independent sets of switches in one store; ``key_prefix``
         prefixes Redis keys and channels; ``channel`` fixes the PostgreSQL NOTIFY channel.
         Other keyword arguments go to the constructor.
         """
         check_namespace(namespace)
-        text = url if isinstance(url, str) else None
-        if text is not None and text.startswith("memory://"):
-            store: KillSwitchStore = MemoryStore()
-        elif text is not None and text.startswith(("redis://", "rediss://", "unix://")):
-            from pytest_reliability.ops._kill_switch_redis import RedisStore
-
-            store = RedisStore(text, namespace=namespace, key_prefix=key_prefix)
-        else:
-            store = sql_store(url, namespace=namespace, channel=channel)
+        options: dict[str, Any] = {
+            "namespace": namespace,
+            "key_prefix": key_prefix,
+            "channel": channel,
+        }
+        store: KillSwitchStore
+        if isinstance(url, str):
+            store = stores.store_from_url(STORE_KIND, url, **options)
+        else:  # an Engine or a sqlalchemy URL object: the SQL store, whatever its dialect
+            store = _sql(url, **options)
         try:
             return cls(store, **kwargs)
         except BaseException:
@@ -206,7 +213,9 @@ class KillSwitches:
         key = (switch, write)
         guard = self._guards.get(key)
         if guard is None:
-            guard = self._guards[key] = Guard(self, check_switch(switch), write)
+            name = check_switch(switch)
+            check = functools.partial(self.check, name, write)
+            guard = self._guards[key] = Guard(check, f"kill switch {name} (write={write})")
         return guard
 
     # -- state and flips ------------------------------------------------------------------------
@@ -353,6 +362,29 @@ class KillSwitches:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+STORE_KIND = "kill_switch"
+"""The kind kill switch stores register under in :mod:`pytest_reliability.stores`."""
+
+
+def _memory(url: Any, **options: Any) -> KillSwitchStore:
+    return MemoryStore()
+
+
+def _redis(url: Any, *, namespace: str, key_prefix: str = "", **options: Any) -> KillSwitchStore:
+    from pytest_reliability.ops._kill_switch_redis import RedisStore
+
+    return RedisStore(url, namespace=namespace, key_prefix=key_prefix)
+
+
+def _sql(
+    url: Any, *, namespace: str, channel: str | None = None, **options: Any
+) -> KillSwitchStore:
+    return sql_store(url, namespace=namespace, channel=channel)
+
+
+stores.register_standard_stores(STORE_KIND, memory=_memory, redis=_redis, sql=_sql)
 
 
 def _same_db(sink: AuditLog, conn: Any) -> bool:

@@ -27,17 +27,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, final
 
+from pytest_reliability._lazy import deprecated_aliases
 from pytest_reliability.errors import ConfigurationError, InvalidInput, PermissionDenied
 from pytest_reliability.ops._rbac_model import (
     BUILTIN_ROLES,
     PLATFORM_TENANT,
     Permission,
     PermissionSpec,
-    Scope,
     known_permissions,
     register_permission,
     resolve_permission,
 )
+from pytest_reliability.ops._rbac_model import Scope as PermissionScope
 from pytest_reliability.protocols import AuditSink
 from pytest_reliability.tenancy import tenant_scope, validate_tenant_id
 
@@ -52,8 +53,8 @@ __all__ = [
     "OpsContext",
     "OpsSession",
     "Permission",
+    "PermissionScope",
     "PermissionSpec",
-    "Scope",
     "known_permissions",
     "register_permission",
     "require_ops_permission",
@@ -234,3 +235,7 @@ def require_ops_permission(
             actor=ctx.actor,
         )
     return decision
+
+
+# ``Scope`` clashed with idempotency.Scope in the ops package; the old name warns for one release.
+__getattr__ = deprecated_aliases(__name__, {"Scope": "PermissionScope"})

@@ -20,15 +20,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, final
 
+from pytest_reliability._lazy import deprecated_aliases
 from pytest_reliability.errors import ConfigurationError
 from pytest_reliability.ops._deadline import Outcome, run_with_deadline
 from pytest_reliability.ops.rbac import OpsContext, OpsSession, Permission, require_ops_permission
 
 __all__ = [
     "DEFAULT_GATE_TIMEOUT",
-    "GateResult",
     "LivenessResult",
     "ReadinessGate",
+    "ReadinessGateResult",
     "ReadinessResult",
     "check_liveness",
     "run_readiness_gates",
@@ -62,7 +63,7 @@ class ReadinessGate:
 
 @final
 @dataclass(frozen=True, slots=True)
-class GateResult:
+class ReadinessGateResult:
     """One gate's verdict: ``status`` pass or fail, how long it took, and why it failed."""
 
     name: str
@@ -78,14 +79,14 @@ class ReadinessResult:
     """Readiness: ``ready`` only when every gate passed; ``gates`` lists each in order."""
 
     ready: bool
-    gates: tuple[GateResult, ...]
+    gates: tuple[ReadinessGateResult, ...]
 
     @property
     def http_status(self) -> int:
         """200 when ready, 503 otherwise."""
         return 200 if self.ready else 503
 
-    def failed(self) -> tuple[GateResult, ...]:
+    def failed(self) -> tuple[ReadinessGateResult, ...]:
         """Return the gates that failed."""
         return tuple(g for g in self.gates if g.status == "fail")
 
@@ -143,7 +144,7 @@ def hard_gates(session: OpsSession, timeout: float) -> tuple[ReadinessGate, ...]
     )
 
 
-def _verdict(gate: ReadinessGate, outcome: Outcome[bool | str | None]) -> GateResult:
+def _verdict(gate: ReadinessGate, outcome: Outcome[bool | str | None]) -> ReadinessGateResult:
     duration = outcome.duration_s
     value: object = outcome.value  # a plugged-in gate may return anything: judge it at run time
     if outcome.timed_out:
@@ -159,7 +160,7 @@ def _verdict(gate: ReadinessGate, outcome: Outcome[bool | str | None]) -> GateRe
     else:
         reason = f"returned {type(value).__name__}, not bool, str or None"
     status: Literal["pass", "fail"] = "pass" if reason is None else "fail"
-    return GateResult(gate.name, status, duration, reason, gate.hard)
+    return ReadinessGateResult(gate.name, status, duration, reason, gate.hard)
 
 
 def run_readiness_gates(
@@ -180,7 +181,7 @@ def run_readiness_gates(
     names = [g.name for g in every]
     if len(set(names)) != len(names):
         raise ConfigurationError(f"readiness gate names must be unique: {names}")
-    results: list[GateResult | None] = [None] * len(every)
+    results: list[ReadinessGateResult | None] = [None] * len(every)
 
     def run(index: int, gate: ReadinessGate) -> None:
         results[index] = _verdict(gate, run_with_deadline(gate.check, gate.timeout, gate.name))
@@ -202,3 +203,8 @@ def run_readiness_gates(
 def check_liveness() -> LivenessResult:
     """Return liveness without touching any dependency."""
     return LivenessResult(True, os.getpid(), time.monotonic() - _PROCESS_START)
+
+
+# ``GateResult`` was this class's name until it clashed with the report's GateResult in the ops
+# package; the old name warns for one release.
+__getattr__ = deprecated_aliases(__name__, {"GateResult": "ReadinessGateResult"})

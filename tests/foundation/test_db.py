@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+import pytest_reliability.audit  # noqa: F401  # registers the audit tables create_schema makes
 from pytest_reliability.clock import ManualClock, SystemClock
 from pytest_reliability.db import (
     DATABASE_URL_ENV,
@@ -123,8 +124,9 @@ def test_create_schema_is_idempotent(engine: Engine) -> None:
 @pytest.mark.postgres
 def test_create_schema_concurrently_on_postgres(pg_url: str) -> None:
     script = (
-        "import sys\nfrom pytest_reliability.db import make_engine, create_schema\n"
-        "create_schema(make_engine(sys.argv[1]))\n"
+        "import sys\nfrom pytest_reliability.db import make_engine\n"
+        "from pytest_reliability.tables import create_all\n"
+        "create_all(make_engine(sys.argv[1]))\n"
     )
     procs = [subprocess.Popen([sys.executable, "-c", script, pg_url]) for _ in range(4)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]

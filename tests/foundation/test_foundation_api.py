@@ -55,6 +55,8 @@ PUBLIC = {
         "normalize_url",
         "pg_advisory_xact_lock",
         "register_schema_hook",
+        "register_tables",
+        "registered_tables",
         "session_factory",
     },
     "pytest_reliability.audit": {

@@ -29,7 +29,7 @@ MODULES = {
         "OpsSession",
         "Permission",
         "PermissionSpec",
-        "Scope",
+        "PermissionScope",
         "known_permissions",
         "register_permission",
         "require_ops_permission",
@@ -43,7 +43,7 @@ MODULES = {
     },
     "pytest_reliability.ops.readiness_gates": {
         "DEFAULT_GATE_TIMEOUT",
-        "GateResult",
+        "ReadinessGateResult",
         "LivenessResult",
         "ReadinessGate",
         "ReadinessResult",

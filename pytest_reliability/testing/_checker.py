@@ -13,42 +13,14 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, final
 
 from pytest_reliability.errors import IdempotencyInProgress, LeaseLost
-from pytest_reliability.idempotency._sequences import Delivery, RequestSequence
+from pytest_reliability.idempotency._crash import SimulatedCrash, SimulatedFailure, scheduled_fault
+from pytest_reliability.testing._sequences import Delivery, RequestSequence
 
-__all__ = [
-    "CheckStats",
-    "IdempotencyChecker",
-    "SimulatedCrash",
-    "SimulatedFailure",
-    "crash_point",
-]
-
-
-class SimulatedCrash(Exception):  # named for what it models, like KeyboardInterrupt
-    """Raised by :func:`crash_point` when the delivery is scheduled to die there."""
-
-
-class SimulatedFailure(Exception):  # a retryable fault, not a bug
-    """Raised by :func:`crash_point` when the delivery is scheduled to fail and be retried."""
-
-
-_fault: ContextVar[list[type[Exception]] | None] = ContextVar("reliability_fault", default=None)
-
-
-def crash_point() -> None:
-    """Mark the spot between a handler's effect and its acknowledgement.
-
-    Under the checker, a delivery scheduled to crash or fail raises there (once); elsewhere it
-    does nothing, so production handlers may keep the call.
-    """
-    pending = _fault.get()
-    if pending:
-        raise pending.pop()("simulated fault between effect and acknowledgement")
+__all__ = ["CheckStats", "IdempotencyChecker"]
 
 
 @final
@@ -94,8 +66,9 @@ _EXPECTED = (SimulatedCrash, SimulatedFailure, IdempotencyInProgress, LeaseLost)
 class IdempotencyChecker:
     """Property-check that ``handler`` has exactly-once effects per idempotency key.
 
-    * ``handler(request)`` is the code under test; it may call :func:`crash_point` between its
-      effect and its acknowledgement.
+    * ``handler(request)`` is the code under test; it may call
+      :func:`~pytest_reliability.idempotency.crash_point` between its effect and its
+      acknowledgement.
     * ``effects(key)`` counts the effects recorded for ``key`` so far.
     * ``key(request)`` extracts the key (default ``request["key"]``) and ``make_request(key,
       body)`` builds a request (default ``{"key": key, "body": body}``). Keys are unique per
@@ -220,18 +193,15 @@ class IdempotencyChecker:
         return [] if step.kind == "lost_ack" else answered
 
     def _once(self, request: Any, fault: type[Exception] | None) -> list[Any]:
-        pending: list[type[Exception]] = [fault] if fault is not None else []
-        token = _fault.set(pending)
-        try:
-            response = self._handler(request)
+        with scheduled_fault(fault) as pending:
+            try:
+                response = self._handler(request)
+            except _EXPECTED:
+                return []
             if pending:
                 # The handler never reached a crash point: the acknowledgement is what dies.
                 return []
             return [response]
-        except _EXPECTED:
-            return []
-        finally:
-            _fault.reset(token)
 
     def _concurrently(self, request: Any, copies: int) -> list[Any]:
         barrier = threading.Barrier(copies)

@@ -1,0 +1,30 @@
+"""The chaos engine: faults injected on purpose, drawn from a seed, recorded and always removed.
+
+See :class:`ChaosEngine` and ``docs/chaos.md``. The engine lives in ``_engine``, the trigger and
+fault records in ``_fault``; dotted-path and socket patching in ``_patch`` and SQLAlchemy faults
+in ``_sql``, which loads (with SQLAlchemy) only when a database fault is armed.
+"""
+
+from __future__ import annotations
+
+from pytest_reliability.ops.chaos_engine._engine import (
+    CHAOS_ENABLED_ENV,
+    PRODUCTION_ENV_VARS,
+    PRODUCTION_VALUES,
+    ChaosEngine,
+    check_armable,
+    production_environment,
+)
+from pytest_reliability.ops.chaos_engine._fault import ChaosTarget, Fault, Trigger
+
+__all__ = [
+    "CHAOS_ENABLED_ENV",
+    "PRODUCTION_ENV_VARS",
+    "PRODUCTION_VALUES",
+    "ChaosEngine",
+    "ChaosTarget",
+    "Fault",
+    "Trigger",
+    "check_armable",
+    "production_environment",
+]
