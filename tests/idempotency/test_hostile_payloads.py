@@ -62,7 +62,7 @@ def test_surrogate_response_releases_the_key_and_stores_nothing(
     make_idem: Any, response: Any
 ) -> None:
     engine = make_idem()
-    with pytest.raises(PayloadNotSerializable, match="response.*surrogate"):
+    with pytest.raises(PayloadNotSerializable, match=r"response.*surrogate"):
         engine.run(operation=OP, key="k", payload={}, handler=lambda a: response)
     _nothing_stored(engine, "k")
 
