@@ -21,6 +21,7 @@ Extend both with :func:`register_secret_key_word` and :func:`register_secret_pat
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Mapping
@@ -100,6 +101,8 @@ def key_words(key: str) -> list[str]:
     return [w for w in _SEPARATORS.split(_CAMEL.sub("_", key).lower()) if w]
 
 
+# Cached: the same few keys recur on every event. Registering a rule clears it.
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Return whether a details key names a secret (see the module docstring for the rule)."""
     words = key_words(key)
@@ -178,6 +181,7 @@ def register_secret_key_word(word: str) -> None:
         SECRET_KEY_PAIRS.add((words[0], words[1]))
     else:
         raise ValueError(f"a secret key word is one or two words, not {word!r}")
+    is_secret_key.cache_clear()
 
 
 def _assignment(match: re.Match[str]) -> str:

@@ -167,6 +167,7 @@ def restore_rules() -> Iterator[None]:
     SECRET_VALUE_PATTERNS.clear()
     SECRET_VALUE_PATTERNS.update(patterns)
     register_secret_pattern("jwt", patterns["jwt"])  # rebuilds the combined pattern
+    is_secret_key.cache_clear()
 
 
 @pytest.mark.usefixtures("restore_rules")
