@@ -142,3 +142,15 @@ def test_a_surrogate_pair_written_as_one_character_is_fine() -> None:
 def test_values_json_cannot_hold_are_refused(value: Any) -> None:
     with pytest.raises((TypeError, ValueError)):
         cj.canonical_bytes(value)
+
+
+def test_audit_details_with_a_lone_surrogate_are_a_typed_error_and_nothing_is_written() -> None:
+    from pytest_reliability.audit import InMemoryAuditLog
+    from pytest_reliability.errors import InvalidAuditField
+    from pytest_reliability.tenancy import tenant_scope
+
+    log = InMemoryAuditLog()
+    with tenant_scope("acme"):
+        with pytest.raises(InvalidAuditField, match="surrogate"):
+            log.append("a", actor="x", target="y", outcome="ok", details={"n": "\ud800"})
+        assert log.events() == []
