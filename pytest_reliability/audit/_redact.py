@@ -165,11 +165,23 @@ def register_secret_pattern(name: str, pattern: str | re.Pattern[str]) -> None:
     """Redact every match of ``pattern`` in audit free text from now on, in this process.
 
     ``name`` labels it (registering a name again replaces its pattern). Inline flags such as
-    ``(?i)`` must be scoped (``(?i:...)``), since the patterns are matched as one alternation.
+    ``(?i)`` must be scoped (``(?i:...)``) and group names unique, since the patterns are matched
+    as one alternation; a pattern that cannot join raises :class:`ValueError` and is not kept.
     """
-    global _combined  # rebuilt from the updated table on next use
+    global _combined  # rebuilt from the updated table now, so a bad pattern fails here
+    previous = SECRET_VALUE_PATTERNS.get(name)
     SECRET_VALUE_PATTERNS[name] = re.compile(pattern) if isinstance(pattern, str) else pattern
     _combined = None
+    try:
+        _pattern()
+    except re.error as exc:
+        # Restore the table: a pattern that breaks the alternation must not break every append.
+        if previous is None:
+            del SECRET_VALUE_PATTERNS[name]
+        else:
+            SECRET_VALUE_PATTERNS[name] = previous
+        _combined = None
+        raise ValueError(f"secret pattern {name!r} cannot join the others: {exc}") from exc
 
 
 def register_secret_key_word(word: str) -> None:

@@ -180,3 +180,7 @@ def test_rules_can_be_extended() -> None:
     assert redact_text("id acme-LIC-0042 issued") == f"id {REDACTED} issued"
     with pytest.raises(ValueError, match="one or two words"):
         register_secret_key_word("a_b_c")
+    with pytest.raises(ValueError, match="cannot join"):
+        register_secret_pattern("global-flag", "(?i)secret")  # flags must be scoped
+    assert "global-flag" not in SECRET_VALUE_PATTERNS
+    assert redact_text("id acme-LIC-0042 issued") == f"id {REDACTED} issued"
