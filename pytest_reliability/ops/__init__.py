@@ -9,6 +9,8 @@ from __future__ import annotations
 from pytest_reliability.ops._kill_switch_scenario import KillSwitchScenario
 from pytest_reliability.ops.chaos_engine import (
     CHAOS_ENABLED_ENV,
+    CI_ENV_VARS,
+    NON_PRODUCTION_ENVIRONMENTS,
     PRODUCTION_ENV_VARS,
     PRODUCTION_VALUES,
     ChaosEngine,
@@ -72,10 +74,12 @@ from pytest_reliability.ops.readiness_gates import (
 __all__ = [
     "BUILTIN_ROLES",
     "CHAOS_ENABLED_ENV",
+    "CI_ENV_VARS",
     "DEFAULT_GATE_TIMEOUT",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_STALENESS",
     "HEALTH_CONTENT_TYPE",
+    "NON_PRODUCTION_ENVIRONMENTS",
     "OPS_KILL_SWITCH_ENV",
     "PLATFORM_TENANT",
     "PRODUCTION_ENV_VARS",
