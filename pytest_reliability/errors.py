@@ -28,7 +28,8 @@ The tree::
     │   └── IdempotencyUnavailable
     ├── WebhookVerificationError
     │   ├── WebhookSignatureInvalid
-    │   └── WebhookTimestampOutOfTolerance
+    │   ├── WebhookTimestampOutOfTolerance
+    │   └── WebhookPayloadInvalid     (also InvalidInput) body not bytes, too large, not JSON
     ├── KillSwitchEngaged             a guarded operation met an engaged switch
     ├── PermissionDenied              RBAC refused an ops action
     ├── OperationRefused              the degradation guard refused a non-essential operation
@@ -67,6 +68,7 @@ __all__ = [
     "ReportError",
     "StoreUnavailable",
     "TenantRequired",
+    "WebhookPayloadInvalid",
     "WebhookSignatureInvalid",
     "WebhookTimestampOutOfTolerance",
     "WebhookVerificationError",
@@ -198,6 +200,10 @@ class WebhookSignatureInvalid(WebhookVerificationError):
 
 class WebhookTimestampOutOfTolerance(WebhookVerificationError):
     """The signed timestamp is too old or too far in the future."""
+
+
+class WebhookPayloadInvalid(WebhookVerificationError, InvalidInput):
+    """A webhook body is not bytes, is over the size limit, is not JSON or names no event id."""
 
 
 class KillSwitchEngaged(ReliabilityError):

@@ -25,7 +25,15 @@ from pytest_reliability.audit._log import (
     add_listener,
     remove_listener,
 )
-from pytest_reliability.audit._redact import REDACTED, SECRET_KEY_PARTS, is_secret_key, redact
+from pytest_reliability.audit._redact import (
+    REDACTED,
+    SECRET_KEY_PARTS,
+    is_secret_key,
+    redact,
+    redact_text,
+    register_secret_key_word,
+    register_secret_pattern,
+)
 from pytest_reliability.audit._schema import ACTION_MAX, ACTOR_MAX, OUTCOME_MAX, TARGET_MAX
 
 __all__ = [
@@ -48,5 +56,8 @@ __all__ = [
     "canonical_json",
     "is_secret_key",
     "redact",
+    "redact_text",
+    "register_secret_key_word",
+    "register_secret_pattern",
     "remove_listener",
 ]

@@ -1,10 +1,11 @@
 """The hash chain: the event value, its canonical encoding, and verification.
 
-Each event's hash is SHA-256 over the canonical JSON encoding (a JSON array in a fixed field
-order, no whitespace, UTF-8) of every field but the hash itself, the previous event's hash
-included. The first event of a tenant links to :data:`GENESIS_HASH`. Changing, deleting,
-inserting or moving any event therefore breaks a link or a hash; :func:`verify_rows` reports the
-first such break and says what it looks like.
+Each event's hash is SHA-256 over the canonical JSON encoding (see
+``pytest_reliability._canonical_json``: a JSON array in a fixed field order, no whitespace,
+UTF-8) of every field but the hash itself, the previous event's hash included. The first event
+of a tenant links to :data:`GENESIS_HASH`. Changing, deleting, inserting or moving any event
+therefore breaks a link or a hash; :func:`verify_rows` reports the first such break and says
+what it looks like.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from json.encoder import (  # type: ignore[attr-defined]  # CPython's C encoder
-    c_make_encoder,
-    encode_basestring,
-)
 from typing import Any, Literal, NamedTuple
 
+from pytest_reliability._canonical_json import canonical_array
+from pytest_reliability._canonical_json import (  # re-exported: audit's public canonical_json
+    canonical_json as canonical_json,
+)
 from pytest_reliability.errors import AuditIntegrityError
 
 GENESIS_HASH = "0" * 64
@@ -38,17 +39,6 @@ def to_micros(when: datetime) -> int:
 def from_micros(micros: int) -> datetime:
     """Return integer microseconds since the epoch as an aware UTC datetime."""
     return _EPOCH + timedelta(microseconds=micros)
-
-
-# Built once: json.dumps with arguments builds a new encoder on every call.
-_canonical_encoder = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-
-
-def canonical_json(value: Any) -> str:
-    """Encode ``value`` canonically: sorted keys, no whitespace, no NaN, UTF-8 text."""
-    return _canonical_encoder.encode(value)
 
 
 class ChainRow(NamedTuple):
@@ -71,27 +61,6 @@ class ChainRow(NamedTuple):
 _sha256 = hashlib.sha256
 
 
-def _reject(value: object) -> Any:
-    raise TypeError(f"{type(value).__name__} is not part of a chain row")
-
-
-# The C encoder made once, with the settings of JSONEncoder(ensure_ascii=False,
-# separators=(",", ":"), allow_nan=False): building it per call costs more than the hash itself,
-# and verification throughput is bounded by this function.
-_c_encoder = (
-    c_make_encoder(None, _reject, encode_basestring, None, ":", ",", False, False, False)
-    if c_make_encoder is not None
-    else None
-)
-_py_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _encode(value: list[Any]) -> str:
-    if _c_encoder is not None:
-        return "".join(_c_encoder(value, 0))
-    return _py_encoder.encode(value)  # pragma: no cover - interpreters without the C encoder
-
-
 def event_hash(row: ChainRow | tuple[Any, ...], seq: int | None = None) -> str:
     """Return the chain hash of ``row`` (optionally as if it stood at sequence ``seq``).
 
@@ -99,7 +68,7 @@ def event_hash(row: ChainRow | tuple[Any, ...], seq: int | None = None) -> str:
     hash) is ignored.
     """
     fields = [HASH_VERSION, *row[:11]] if seq is None else [HASH_VERSION, row[0], seq, *row[2:11]]
-    return _sha256(_encode(fields).encode()).hexdigest()
+    return _sha256(canonical_array(fields)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, final
 
+from pytest_reliability._canonical_json import canonical_bytes as _canonical_bytes
 from pytest_reliability.errors import (
     ConfigurationError,
     CorruptRecord,
@@ -75,14 +76,15 @@ def key_hash(key: str) -> str:
 
 
 def canonical_bytes(value: Any, *, what: str = "payload") -> bytes:
-    """Encode ``value`` as canonical JSON (sorted keys, no whitespace, no NaN), UTF-8."""
+    """Encode ``value`` as canonical JSON (sorted keys, no whitespace, no NaN), UTF-8.
+
+    Raises :class:`PayloadNotSerializable` for anything canonical JSON cannot hold, a lone
+    surrogate included, before any store sees the value.
+    """
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        return _canonical_bytes(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadNotSerializable(f"{what} cannot be encoded as canonical JSON: {exc}") from exc
-    return text.encode("utf-8")
 
 
 def fingerprint(payload: Any, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:

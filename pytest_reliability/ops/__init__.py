@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pytest_reliability.ops._kill_switch_scenario import KillSwitchScenario
     from pytest_reliability.ops.chaos_engine import (
         CHAOS_ENABLED_ENV,
+        CI_ENV_VARS,
+        NON_PRODUCTION_ENVIRONMENTS,
         PRODUCTION_ENV_VARS,
         PRODUCTION_VALUES,
         ChaosEngine,
@@ -83,10 +85,12 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_ROLES",
     "CHAOS_ENABLED_ENV",
+    "CI_ENV_VARS",
     "DEFAULT_GATE_TIMEOUT",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_STALENESS",
     "HEALTH_CONTENT_TYPE",
+    "NON_PRODUCTION_ENVIRONMENTS",
     "OPS_KILL_SWITCH_ENV",
     "PLATFORM_TENANT",
     "PRODUCTION_ENV_VARS",
@@ -137,6 +141,8 @@ _HOMES = {
     "AuthorizationEngine": ".rbac",
     "BUILTIN_ROLES": ".rbac",
     "CHAOS_ENABLED_ENV": ".chaos_engine",
+    "CI_ENV_VARS": ".chaos_engine",
+    "NON_PRODUCTION_ENVIRONMENTS": ".chaos_engine",
     "ChaosEngine": ".chaos_engine",
     "ChaosTarget": ".chaos_engine",
     "Criticality": ".degradation",

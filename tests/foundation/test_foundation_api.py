@@ -79,6 +79,9 @@ PUBLIC = {
         "canonical_json",
         "is_secret_key",
         "redact",
+        "redact_text",
+        "register_secret_key_word",
+        "register_secret_pattern",
         "remove_listener",
     },
 }

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pytest_reliability"
 
 # Bottom to top; a unit (a top-level module or subpackage) may import its own floor and below.
 FLOORS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "_version", "_lazy", "protocols", "clock", "stores"}),
+    frozenset({"errors", "_version", "_lazy", "protocols", "clock", "stores", "_canonical_json"}),
     frozenset({"db", "tenancy", "ids"}),
     frozenset({"audit"}),
     frozenset({"idempotency", "ops", "security"}),  # the modules: siblings never import each other

@@ -234,12 +234,14 @@ def test_production_always_refuses(
     [
         ({}, True, True),
         ({}, False, False),
-        ({"CHAOS_ENABLED": "true"}, False, True),
-        ({"CHAOS_ENABLED": "1"}, False, True),
+        # Outside a test CHAOS_ENABLED alone is not enough: the place must be known harmless.
+        ({"CHAOS_ENABLED": "true"}, False, False),
+        ({"CHAOS_ENABLED": "1", "CI": "true"}, False, True),
         ({"CHAOS_ENABLED": "false"}, False, False),
         ({"CHAOS_ENABLED": "sometimes"}, False, False),
         ({"CHAOS_ENABLED": "true", "APP_ENV": "staging"}, False, True),
-        ({"ENVIRONMENT": "production-like"}, True, True),
+        ({"ENVIRONMENT": "production-like"}, True, False),
+        ({"ENVIRONMENT": "staging"}, True, True),
         ({"RELIABILITY_ENV": "ci", "CHAOS_ENABLED": "no"}, True, True),
     ],
 )

@@ -1,14 +1,17 @@
 """The chaos engine: faults injected on purpose, drawn from a seed, recorded and always removed.
 
 See :class:`ChaosEngine` and ``docs/chaos.md``. The engine lives in ``_engine``, the trigger and
-fault records in ``_fault``; dotted-path and socket patching in ``_patch`` and SQLAlchemy faults
-in ``_sql``, which loads (with SQLAlchemy) only when a database fault is armed.
+fault records in ``_fault``, the rule for where chaos may arm in ``_environment``; dotted-path
+and socket patching in ``_patch`` and SQLAlchemy faults in ``_sql``, which loads (with
+SQLAlchemy) only when a database fault is armed.
 """
 
 from __future__ import annotations
 
 from pytest_reliability.ops.chaos_engine._engine import (
     CHAOS_ENABLED_ENV,
+    CI_ENV_VARS,
+    NON_PRODUCTION_ENVIRONMENTS,
     PRODUCTION_ENV_VARS,
     PRODUCTION_VALUES,
     ChaosEngine,
@@ -19,6 +22,8 @@ from pytest_reliability.ops.chaos_engine._fault import ChaosTarget, Fault, Trigg
 
 __all__ = [
     "CHAOS_ENABLED_ENV",
+    "CI_ENV_VARS",
+    "NON_PRODUCTION_ENVIRONMENTS",
     "PRODUCTION_ENV_VARS",
     "PRODUCTION_VALUES",
     "ChaosEngine",

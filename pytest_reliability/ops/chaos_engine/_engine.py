@@ -1,9 +1,11 @@
 """The chaos engine: faults injected on purpose, drawn from a seed, recorded and always removed.
 
 The engine refuses to arm (:class:`~pytest_reliability.errors.ChaosDisabled`) whenever the
-environment says production (``RELIABILITY_ENV``, ``APP_ENV`` or ``ENVIRONMENT`` set to
-``production`` or ``prod``, any case), whatever ``CHAOS_ENABLED`` says. Otherwise it arms inside a
-test (the ``chaos`` fixture passes ``in_test=True``) or when ``CHAOS_ENABLED=true``.
+environment says production under any spelling (``APP_ENV``, ``NODE_ENV``, ``RAILS_ENV``,
+``ENV``, ``STAGE``... set to ``prod``, ``live``, ``prd``, ``production-blue``...), whatever
+``CHAOS_ENABLED`` says. Otherwise it arms inside a test (the ``chaos`` fixture passes
+``in_test=True``), or outside one when ``CHAOS_ENABLED=true`` and the process is positively in CI
+or a named non-production environment (see ``_environment``).
 
 Faults (each returns its :class:`Fault` record)::
 
@@ -25,7 +27,6 @@ elsewhere (``from mod import func``) keeps the original, as with ``unittest.mock
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -33,51 +34,29 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, final
 
-from pytest_reliability.errors import ChaosDisabled, ConfigurationError, InjectedFault
-from pytest_reliability.ids import parse_bool
+from pytest_reliability.errors import ConfigurationError, InjectedFault
 from pytest_reliability.ops.chaos_engine import _patch as _chaos_patch
+from pytest_reliability.ops.chaos_engine._environment import (
+    CHAOS_ENABLED_ENV,
+    CI_ENV_VARS,
+    NON_PRODUCTION_ENVIRONMENTS,
+    PRODUCTION_ENV_VARS,
+    PRODUCTION_VALUES,
+    check_armable,
+    production_environment,
+)
 from pytest_reliability.ops.chaos_engine._fault import ChaosTarget, Fault, Trigger
 
 __all__ = [
     "CHAOS_ENABLED_ENV",
+    "CI_ENV_VARS",
+    "NON_PRODUCTION_ENVIRONMENTS",
     "PRODUCTION_ENV_VARS",
     "PRODUCTION_VALUES",
     "ChaosEngine",
     "check_armable",
     "production_environment",
 ]
-
-CHAOS_ENABLED_ENV = "CHAOS_ENABLED"
-"""Environment variable that arms the engine outside tests."""
-PRODUCTION_ENV_VARS = ("RELIABILITY_ENV", "APP_ENV", "ENVIRONMENT")
-"""Environment variables that may say the process runs in production."""
-PRODUCTION_VALUES = frozenset({"production", "prod"})
-"""Values (compared case-insensitively) that mean production."""
-
-
-def production_environment(environ: Mapping[str, str]) -> str | None:
-    """Return ``NAME=value`` of the first variable saying production, else ``None``."""
-    for name in PRODUCTION_ENV_VARS:
-        value = environ.get(name)
-        if value is not None and value.strip().lower() in PRODUCTION_VALUES:
-            return f"{name}={value}"
-    return None
-
-
-def check_armable(environ: Mapping[str, str] | None = None, *, in_test: bool = False) -> None:
-    """Raise :class:`ChaosDisabled` unless chaos may arm here (production always refuses)."""
-    env = os.environ if environ is None else environ
-    production = production_environment(env)
-    if production is not None:
-        raise ChaosDisabled(f"chaos refuses to arm in production ({production})")
-    if in_test:
-        return
-    try:
-        enabled = parse_bool(CHAOS_ENABLED_ENV, env.get(CHAOS_ENABLED_ENV))
-    except ConfigurationError as exc:
-        raise ChaosDisabled(f"chaos stays disarmed: {exc}") from None
-    if not enabled:
-        raise ChaosDisabled(f"chaos is disarmed: set {CHAOS_ENABLED_ENV}=true to arm it")
 
 
 def _exception(exc: BaseException | type[BaseException] | None, target: str) -> BaseException:
