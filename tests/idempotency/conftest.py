@@ -38,7 +38,9 @@ def store_spec(store_kind: str, request: pytest.FixtureRequest) -> tuple[str, di
     if store_kind == "postgres":
         return str(request.getfixturevalue("pg_url")), {}
     prefix = str(request.getfixturevalue("redis_prefix"))
-    return str(request.getfixturevalue("redis_url")), {"prefix": prefix}
+    # The shared test Redis runs without persistence: accepted here explicitly.
+    options = {"prefix": prefix, "durability": "warn", "initialize": True}
+    return str(request.getfixturevalue("redis_url")), options
 
 
 @pytest.fixture
