@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--key-prefix", default="")
     parser.add_argument("--poll", type=float, default=0.2)
     parser.add_argument("--staleness", type=float, default=2.0)
+    parser.add_argument("--durability", default="require")
     args = parser.parse_args()
     authz = AuthorizationEngine()
     authz.grant("worker", "ops_operator")
@@ -51,6 +52,7 @@ def main() -> None:
         args.url,
         namespace=args.namespace,
         key_prefix=args.key_prefix,
+        durability=args.durability,
         session=OpsSession(authz, InMemoryAuditLog()),
         poll_interval=args.poll,
         staleness=args.staleness,

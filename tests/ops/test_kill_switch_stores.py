@@ -15,7 +15,7 @@ from pytest_reliability.errors import StoreUnavailable
 from pytest_reliability.ops.kill_switch import KillSwitches
 from pytest_reliability.ops.rbac import AuthorizationEngine, OpsSession
 from pytest_reliability.tenancy import tenant_scope
-from tests.ops.conftest import OPERATOR, platform_events
+from tests.ops.conftest import OPERATOR, platform_events, seed_store
 
 pytestmark = pytest.mark.kill_switch
 
@@ -35,8 +35,11 @@ def make_switches(request: pytest.FixtureRequest, session: OpsSession) -> Iterat
     else:
         request.applymarker(pytest.mark.redis)
         url = request.getfixturevalue("redis_url")
-        extra = {"key_prefix": request.getfixturevalue("redis_prefix")}
+        # The shared test Redis has no persistence: accepted explicitly, and each test's
+        # namespace is seeded once (a new Redis store reads engaged until an operator seeds it).
+        extra = {"key_prefix": request.getfixturevalue("redis_prefix"), "durability": "warn"}
     made: list[KillSwitches] = []
+    seeded: set[str] = set()
 
     def make(**kwargs: object) -> KillSwitches:
         options: dict[str, Any] = {
@@ -49,6 +52,11 @@ def make_switches(request: pytest.FixtureRequest, session: OpsSession) -> Iterat
         }
         switches = KillSwitches.from_url(url, **options)
         made.append(switches)
+        namespace = str(options.get("namespace", "default"))
+        if request.param == "redis" and namespace not in seeded:
+            seeded.add(namespace)
+            seed_store(url, **{k: v for k, v in options.items() if k != "session"})
+            switches.refresh()
         return switches
 
     yield make
