@@ -147,6 +147,7 @@ class KillSwitches:
         key_prefix: str = "",
         channel: str | None = None,
         durability: str = "require",
+        store_timeout: float | None = None,
         **kwargs: Any,
     ) -> KillSwitches:
         """Build switches over the store ``url`` names (or a SQLAlchemy engine).
@@ -155,7 +156,9 @@ class KillSwitches:
         prefixes Redis keys and channels; ``channel`` fixes the PostgreSQL NOTIFY channel.
         ``durability`` (Redis only): ``"require"`` refuses a server that can drop acknowledged
         state (no append-only file, an evicting ``maxmemory-policy``); ``"warn"`` accepts it
-        with a warning. Other keyword arguments go to the constructor.
+        with a warning. ``store_timeout`` bounds every store call in seconds (default: 5 s on
+        SQL, 2 s on Redis); a flip past it raises StoreUnavailable and a read past it counts
+        as a failed read. Other keyword arguments go to the constructor.
         """
         check_namespace(namespace)
         text = url if isinstance(url, str) else None
@@ -169,9 +172,11 @@ class KillSwitches:
                 namespace=namespace,
                 key_prefix=key_prefix,
                 durability=durability,  # type: ignore[arg-type]  # checked by the store
+                **({} if store_timeout is None else {"socket_timeout": store_timeout}),
             )
         else:
-            store = sql_store(url, namespace=namespace, channel=channel)
+            timeouts = {} if store_timeout is None else {"timeout": store_timeout}
+            store = sql_store(url, namespace=namespace, channel=channel, **timeouts)
         try:
             return cls(store, **kwargs)
         except BaseException:
