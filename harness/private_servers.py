@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,11 +84,16 @@ class PrivateRedis:
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of this test's own (``initdb`` + ``pg_ctl`` in ``workdir``)."""
+    """A PostgreSQL cluster of this test's own (``initdb`` + ``pg_ctl`` in a temporary directory).
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.data = workdir / "pgdata"
+    The directory is made directly under the system temporary directory: when running as root
+    the cluster runs as ``postgres``, which cannot enter pytest's private (0700) temp paths.
+    """
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="reliability-pg-"))
+        self.workdir.chmod(0o755)
+        self.data = self.workdir / "pgdata"
         self.port = _free_port()
 
     @property

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import socket
 import threading
@@ -66,17 +67,24 @@ def check_timeout(timeout: object) -> float:
     return float(timeout)
 
 
-def _bound_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
-    for name, value in PG_CONNECT_DEFAULTS.items():
-        cparams.setdefault(name, value)
+def _connect_timeout(timeout: float) -> int:
+    # libpq counts whole seconds and treats anything under 2 as 2.
+    return max(2, math.ceil(timeout))
 
 
-def bound_engine(engine: Engine) -> None:
-    """Give ``engine``'s new PostgreSQL connections a connect timeout and keepalives (once)."""
-    if engine.dialect.name == "postgresql" and not event.contains(
-        engine, "do_connect", _bound_connect
-    ):
-        event.listen(engine, "do_connect", _bound_connect)
+def bound_engine(engine: Engine, timeout: float = DEFAULT_STORE_TIMEOUT) -> None:
+    """Give ``engine``'s new PostgreSQL connections a connect timeout (``timeout``, at least the
+    2 s libpq allows) and TCP keepalives, where its URL sets none. Once per engine."""
+    if engine.dialect.name != "postgresql" or getattr(engine.pool, "_reliability_bound", False):
+        return
+    defaults = {**PG_CONNECT_DEFAULTS, "connect_timeout": _connect_timeout(timeout)}
+
+    def bound_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        for name, value in defaults.items():
+            cparams.setdefault(name, value)
+
+    event.listen(engine, "do_connect", bound_connect)
+    engine.pool._reliability_bound = True  # type: ignore[attr-defined]
 
 
 class _Watchdog:

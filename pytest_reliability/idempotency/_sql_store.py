@@ -16,6 +16,7 @@ deadline that also holds against a frozen server), after which it fails closed w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -130,7 +131,7 @@ class SqlStore:
         self.timeout = check_timeout(timeout)
         """Seconds each store call may take before failing closed (default 5)."""
         self._owns_engine = _owns
-        bound_engine(engine)
+        bound_engine(engine, self.timeout)
         dialect = postgresql if is_postgres(engine) else sqlite
         self._insert = dialect.insert(t).on_conflict_do_nothing().returning(t.c.fence)
         # On PostgreSQL a first claim is one atomic statement: no BEGIN/COMMIT round trips.
@@ -165,7 +166,9 @@ class SqlStore:
         """  # noqa: E501
         engine_options.setdefault("pool_pre_ping", False)
         if url.startswith(("postgresql", "postgres")):
-            args = {**PG_CONNECT_DEFAULTS, **engine_options.pop("connect_args", {})}
+            connect = max(2, math.ceil(check_timeout(timeout)))  # libpq: whole seconds, >= 2
+            args = {**PG_CONNECT_DEFAULTS, "connect_timeout": connect}
+            args |= engine_options.pop("connect_args", {})
             # connect_args replace the URL's own ``options`` (a search_path, say): keep them.
             given = args.get("options") or sa.engine.make_url(url).query.get("options") or ""
             given = given if isinstance(given, str) else " ".join(given)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import hashlib
 import json
 import threading
@@ -116,7 +117,7 @@ class SqlStore:
     ) -> None:
         self.engine = engine
         self.timeout = check_timeout(timeout)
-        bound_engine(engine)
+        bound_engine(engine, self.timeout)
         self.namespace = check_namespace(namespace)
         self.kind = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
         self._channel = channel
@@ -245,7 +246,8 @@ def sql_store(
     if isinstance(url_or_engine, Engine):
         engine = url_or_engine
     elif normalize_url(url_or_engine).get_backend_name() == "postgresql":
-        engine = make_engine(url_or_engine, connect_args=dict(PG_CONNECT_ARGS))
+        connect = max(2, math.ceil(check_timeout(timeout)))  # libpq: whole seconds, >= 2
+        engine = make_engine(url_or_engine, connect_args={**PG_CONNECT_ARGS, "connect_timeout": connect})
     else:
         engine = make_engine(url_or_engine)
     store = SqlStore(engine, namespace=namespace, channel=channel, timeout=timeout)
