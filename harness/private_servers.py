@@ -145,5 +145,3 @@ class PrivatePostgres:
             with contextlib.suppress(subprocess.CalledProcessError):
                 _run_as_pg_user([*stop, "stop"], self.workdir)
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-

@@ -15,12 +15,11 @@ the store is initialised: a server that lost its data (restart without persisten
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, final
-
-import contextlib
-import secrets
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,7 +44,9 @@ _FIELDS = ("state", "fp", "token", "fence", "lease", "expires", "response", "err
 # Every script takes the marker as KEYS[2] and its expected value as the last argument.
 _LOST = "if redis.call('GET', KEYS[2]) ~= ARGV[#ARGV] then return {'lost'} end\n"
 
-_CLAIM = _LOST + """
+_CLAIM = (
+    _LOST
+    + """
 local k = KEYS[1]
 local fp, token = ARGV[1], ARGV[2]
 local now, lease, retention, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
@@ -70,8 +71,11 @@ end
 redis.call('HSET', k, 'token', token, 'fence', fence + 1, 'lease', now + lease)
 return {'takeover', fence + 1}
 """
+)
 
-_COMPLETE = _LOST + """
+_COMPLETE = (
+    _LOST
+    + """
 local k = KEYS[1]
 local r = redis.call('HMGET', k, 'state', 'token')
 if r[1] ~= 'IN_PROGRESS' or r[2] ~= ARGV[1] then return 0 end
@@ -79,13 +83,17 @@ redis.call('HSET', k, 'state', ARGV[2], ARGV[3], ARGV[4], 'expires', ARGV[5])
 redis.call('PEXPIRE', k, ARGV[6])
 return 1
 """
+)
 
-_RELEASE = _LOST + """
+_RELEASE = (
+    _LOST
+    + """
 local r = redis.call('HMGET', KEYS[1], 'state', 'token')
 if r[1] ~= 'IN_PROGRESS' or r[2] ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 """
+)
 
 _PURGE_ONE = """
 local r = redis.call('HMGET', KEYS[1], 'state', 'lease', 'expires')
@@ -341,7 +349,9 @@ class RedisStore:
     def get(self, scope: Scope) -> Record | None:
         """Return the record, or None."""
         with self._guard(), self.client.pipeline(transaction=True) as pipe:
-            epoch, flat = pipe.get(self.marker).hgetall(self._key(scope)).execute()
+            pipe.get(self.marker)
+            pipe.hgetall(self._key(scope))
+            epoch, flat = pipe.execute()
         if _text(epoch) != self.epoch:
             raise IdempotencyUnavailable(_LOST_MESSAGE.format(marker=self.marker))
         if not flat:

@@ -336,7 +336,13 @@ class SqlStore:
         try:
             deadline.arm(conn)
             if self._autocommit is not None:  # PostgreSQL: driver SQL, no compilation
-                args = (State.COMPLETED.value, response, None, done_at, *self._key_args(scope, token))
+                args = (
+                    State.COMPLETED.value,
+                    response,
+                    None,
+                    done_at,
+                    *self._key_args(scope, token),
+                )
                 done = conn.exec_driver_sql(_PG_FINISH, args).rowcount
             else:
                 params = self._held(scope, token)

@@ -128,7 +128,9 @@ class RedisStore:
         """Return every record; :class:`StoreDataLost` when the store marker is missing."""
         self._check_server()
         with self._client.pipeline(transaction=True) as pipe:
-            marker, raw = pipe.get(self.marker).hgetall(self.key).execute()
+            pipe.get(self.marker)
+            pipe.hgetall(self.key)
+            marker, raw = pipe.execute()
         if marker is None:
             raise StoreDataLost(
                 f"kill switch store {self.marker} has no marker: it is new or lost its data "

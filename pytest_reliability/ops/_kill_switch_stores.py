@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -247,7 +247,9 @@ def sql_store(
         engine = url_or_engine
     elif normalize_url(url_or_engine).get_backend_name() == "postgresql":
         connect = max(2, math.ceil(check_timeout(timeout)))  # libpq: whole seconds, >= 2
-        engine = make_engine(url_or_engine, connect_args={**PG_CONNECT_ARGS, "connect_timeout": connect})
+        engine = make_engine(
+            url_or_engine, connect_args={**PG_CONNECT_ARGS, "connect_timeout": connect}
+        )
     else:
         engine = make_engine(url_or_engine)
     store = SqlStore(engine, namespace=namespace, channel=channel, timeout=timeout)

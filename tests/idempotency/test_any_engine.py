@@ -52,11 +52,11 @@ ENGINES: dict[str, Callable[[str], Engine]] = {
     "make_engine": lambda url: make_engine(url),
     "queuepool": lambda url: sa.create_engine(url, poolclass=QueuePool),
     "nullpool": lambda url: sa.create_engine(url, poolclass=NullPool),
-    "staticpool": lambda url: sa.create_engine(
-        url, poolclass=StaticPool, connect_args={"check_same_thread": False}
-    )
-    if url.startswith("sqlite")
-    else sa.create_engine(url, poolclass=StaticPool),
+    "staticpool": lambda url: (
+        sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        if url.startswith("sqlite")
+        else sa.create_engine(url, poolclass=StaticPool)
+    ),
     "sqlite-driver-autocommit": lambda url: sa.create_engine(url, isolation_level="AUTOCOMMIT"),
 }
 

@@ -37,7 +37,9 @@ def test_namespace_default_versions_does_not_read_default_s_version_hash(
         seed_store(redis_url, namespace=ns, key_prefix=redis_prefix)
     with (
         _switches(redis_url, session, key_prefix=redis_prefix) as default,
-        _switches(redis_url, session, key_prefix=redis_prefix, namespace="default:versions") as other,
+        _switches(
+            redis_url, session, key_prefix=redis_prefix, namespace="default:versions"
+        ) as other,
     ):
         default.engage("BILLING", reason="incident", actor=OPERATOR)
         assert other.refresh(), other.last_error
@@ -108,7 +110,8 @@ def test_a_new_store_reads_engaged_until_an_operator_seeds_it(
     private_redis: PrivateRedis, session: OpsSession
 ) -> None:
     with _switches(private_redis.url, session) as switches:
-        assert switches.is_engaged("BILLING") and switches.stale()
+        assert switches.is_engaged("BILLING")
+        assert switches.stale()
         assert "no marker" in (switches.last_error or "")
         with pytest.raises(PermissionDenied):
             switches.seed(reason="new store", actor=VIEWER)
@@ -122,9 +125,10 @@ def test_a_restart_that_lost_the_data_reads_engaged_on_every_instance(
     private_redis: PrivateRedis, session: OpsSession
 ) -> None:
     opts = {"poll_interval": 0.05, "staleness": 30.0, "start": True}
-    with _switches(private_redis.url, session, **opts) as a, _switches(
-        private_redis.url, session, **opts
-    ) as b:
+    with (
+        _switches(private_redis.url, session, **opts) as a,
+        _switches(private_redis.url, session, **opts) as b,
+    ):
         a.seed(reason="new store", actor=OPERATOR)
         a.engage("BILLING", reason="incident", actor=OPERATOR)
         a.release("BILLING", reason="over", actor=OPERATOR)
@@ -136,14 +140,16 @@ def test_a_restart_that_lost_the_data_reads_engaged_on_every_instance(
         while not (a.is_engaged("WEBHOOKS") and b.is_engaged("WEBHOOKS")):
             assert time.monotonic() < deadline, "a store that lost its data reads released"
             time.sleep(0.02)
-        assert a.is_engaged("BILLING") and b.is_engaged("GLOBAL_WRITE")
+        assert a.is_engaged("BILLING")
+        assert b.is_engaged("GLOBAL_WRITE")
         # The operator re-seeds through the RBAC-gated API; versions restarted, instances follow.
         a.seed(["BILLING"], reason="restored after restart", actor=OPERATOR)
         deadline = time.monotonic() + 3
         while b.is_engaged("WEBHOOKS") or not b.is_engaged("BILLING"):
             assert time.monotonic() < deadline, f"instance b did not follow: {b.last_error}"
             time.sleep(0.02)
-        assert not a.is_engaged("WEBHOOKS") and a.is_engaged("BILLING")
+        assert not a.is_engaged("WEBHOOKS")
+        assert a.is_engaged("BILLING")
 
 
 def test_engage_on_a_frozen_server_fails_within_the_socket_timeout(
