@@ -115,7 +115,7 @@ def test_every_acknowledged_write_is_read_back_by_another_process(
     switches.engage("WEBHOOKS", reason="incident", actor=OPERATOR)
     switches.release("WEBHOOKS", reason="over", actor=OPERATOR)
     # Read back while this process still holds its engine (nothing disposed, pools open).
-    seen = _read_back(db_url.replace("+psycopg", "+psycopg"))
+    seen = _read_back(db_url)
     assert len(seen["records"]) == 20
     assert all(state == "COMPLETED" for _, state, _ in seen["records"])
     assert sorted(json.loads(r)["n"] for _, _, r in seen["records"]) == list(range(20))
