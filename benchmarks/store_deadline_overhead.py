@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -98,9 +99,9 @@ def main() -> None:
                 on = off = theirs = flip_on = flip_off = 0.0
                 for i in range(args.requests):
                     sides = [
-                        ("on", lambda: _engine_one(engine, f"r{r}-on-{i}"), True),
-                        ("off", lambda: _engine_one(engine, f"r{r}-off-{i}"), False),
-                        ("raw", lambda: _raw_one(raw, f"r{r}-raw-{i}"), True),
+                        ("on", partial(_engine_one, engine, f"r{r}-on-{i}"), True),
+                        ("off", partial(_engine_one, engine, f"r{r}-off-{i}"), False),
+                        ("raw", partial(_raw_one, raw, f"r{r}-raw-{i}"), True),
                     ]
                     for name, fn, armed in sides[i % 3 :] + sides[: i % 3]:
                         took = _timed(fn, armed)
@@ -109,7 +110,7 @@ def main() -> None:
                         theirs += took if name == "raw" else 0.0
                     if i % 8 == 0:
                         op = switches.engage if i % 16 == 0 else switches.release
-                        flip = lambda: op("BILLING", reason="bench", actor=ctx)  # noqa: E731, B023
+                        flip = partial(op, "BILLING", reason="bench", actor=ctx)
                         order = (True, False) if i % 32 == 0 else (False, True)
                         for armed in order:
                             took = _timed(flip, armed)
