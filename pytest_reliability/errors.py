@@ -16,6 +16,7 @@ The tree::
     │   └── PayloadNotSerializable    payload or response not encodable as canonical JSON
     ├── TenantRequired                no tenant in the context (fail closed, never a default)
     ├── StoreUnavailable              a backing store cannot be reached or read
+    │   ├── StoreDataLost             the store's marker is gone: it lost acknowledged state
     │   └── IdempotencyUnavailable    (also an IdempotencyError) the handler did not run
     ├── AuditError
     │   └── AuditIntegrityError       the hash chain is broken; names the first break
@@ -66,6 +67,7 @@ __all__ = [
     "ReliabilityError",
     "ReplayedFailure",
     "ReportError",
+    "StoreDataLost",
     "StoreUnavailable",
     "TenantRequired",
     "WebhookPayloadInvalid",
@@ -118,6 +120,14 @@ class TenantRequired(ReliabilityError):
 
 class StoreUnavailable(ReliabilityError):
     """A backing store (database, Redis) cannot be reached or read; the caller fails closed."""
+
+
+class StoreDataLost(StoreUnavailable):
+    """The store's marker key is missing or changed: it lost state it had acknowledged.
+
+    A Redis restart without persistence, an eviction or a ``FLUSHALL``. Kill switches then read
+    engaged until an operator re-seeds the store; nothing reads it as "all clear".
+    """
 
 
 class AuditError(ReliabilityError):

@@ -11,6 +11,7 @@ is removed from a shared store.
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, final
@@ -50,13 +51,23 @@ class KillSwitchScenario:
         authz.grant(self.ctx.actor, "ops_operator")
         self.session = OpsSession(authz, self.audit)
         if isinstance(url, str):
-            self.switches = KillSwitches.from_url(
-                url,
-                namespace=self.namespace,
-                key_prefix=f"{self.namespace}:",
-                session=self.session,
-                **options,
-            )
+            redis = url.startswith(("redis://", "rediss://", "unix://"))
+            with warnings.catch_warnings():
+                # The namespace is this test's alone and deleted after it: a test Redis without
+                # persistence loses nothing anyone relies on.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if redis:
+                    options.setdefault("durability", "warn")
+                self.switches = KillSwitches.from_url(
+                    url,
+                    namespace=self.namespace,
+                    key_prefix=f"{self.namespace}:",
+                    session=self.session,
+                    **options,
+                )
+            if redis:
+                # A brand-new Redis namespace reads engaged until seeded (see KillSwitches.seed).
+                self.switches.seed(reason="new test namespace", actor=self.ctx)
         else:  # a repository's own KillSwitchStore object
             self.switches = KillSwitches(url, session=self.session, **options)
         """The switches: hand them (or their ``guard``) to the code under test."""
@@ -154,4 +165,4 @@ def _purge(switches: KillSwitches) -> None:
         with store.engine.begin() as conn:
             conn.execute(t.delete().where(t.c.namespace == store.namespace))
     elif store.kind == "redis":
-        store._client.delete(store.key, store.versions)
+        store._client.delete(store.key, store.versions, store.marker)

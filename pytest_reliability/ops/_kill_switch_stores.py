@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -15,7 +16,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from pytest_reliability.db._engine import begin_immediate, is_postgres
+from pytest_reliability._sql_bounds import (
+    DEFAULT_STORE_TIMEOUT,
+    Deadline,
+    bound_engine,
+    check_timeout,
+    store_connection,
+    store_transaction,
+)
+from pytest_reliability.db import is_postgres
 from pytest_reliability.errors import ConfigurationError, StoreUnavailable
 from pytest_reliability.ops._kill_switch_model import AuditHook, SwitchRecord
 from pytest_reliability.ops._tables import NAMESPACE_MAX, ops_kill_switches
@@ -89,12 +98,26 @@ class SqlStore:
     On PostgreSQL the state change and ``pg_notify`` commit in one transaction, so a listener is
     woken only for a committed change. The channel is derived from the database, schema and
     namespace (channels are database-wide, schemas are not), unless ``channel`` is given.
+
+    Any engine works (see :mod:`pytest_reliability._sql_bounds`): a flip is committed explicitly
+    before it is acknowledged, and every read and write is bounded by ``timeout`` seconds (on
+    PostgreSQL a client-side deadline that holds against a frozen server); a read past it leaves
+    the switches to go stale (engaged), a flip past it raises :class:`StoreUnavailable`.
     """
 
     shared = True
 
-    def __init__(self, engine: Engine, *, namespace: str, channel: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        namespace: str,
+        channel: str | None = None,
+        timeout: float = DEFAULT_STORE_TIMEOUT,
+    ) -> None:
         self.engine = engine
+        self.timeout = check_timeout(timeout)
+        bound_engine(engine, self.timeout)
         self.namespace = check_namespace(namespace)
         self.kind = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
         self._channel = channel
@@ -124,7 +147,7 @@ class SqlStore:
             self.ensure_schema()
         t = ops_kill_switches
         query = sa.select(t.c.name, t.c.engaged, t.c.reason, t.c.actor, t.c.changed_at, t.c.version)
-        with self.engine.connect() as conn:
+        with store_connection(self.engine, Deadline(self.timeout)) as conn:
             rows = conn.execute(query.where(t.c.namespace == self.namespace)).all()
         return {
             r[0]: SwitchRecord(r[0], bool(r[1]), r[2], r[3], float(r[4]), int(r[5])) for r in rows
@@ -142,8 +165,9 @@ class SqlStore:
             "changed_at": record.changed_at,
             "version": 1,
         }
+        deadline = Deadline(self.timeout)
         try:
-            with begin_immediate(self.engine) as conn:
+            with store_transaction(self.engine, deadline) as conn:
                 postgres = is_postgres(conn)
                 insert = (pg_insert if postgres else sqlite_insert)(t).values(**values)
                 update: dict[str, Any] = {
@@ -163,7 +187,8 @@ class SqlStore:
                         {"ch": self.channel(conn), "p": payload},
                     )
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"kill switch store write failed: {exc}") from exc
+            late = f" (no answer within {self.timeout} s)" if deadline.fired else ""
+            raise StoreUnavailable(f"kill switch store write failed{late}: {exc}") from exc
         return stored
 
     def listen(self, wake: Callable[[], None], stop: threading.Event) -> None:
@@ -202,7 +227,13 @@ class SqlStore:
         self.engine.dispose()
 
 
-def sql_store(url_or_engine: Any, *, namespace: str, channel: str | None) -> SqlStore:
+def sql_store(
+    url_or_engine: Any,
+    *,
+    namespace: str,
+    channel: str | None,
+    timeout: float = DEFAULT_STORE_TIMEOUT,
+) -> SqlStore:
     """Build a :class:`SqlStore` from a SQLAlchemy URL or engine and create its table.
 
     A database that cannot be reached now is not an error here: the switches start engaged
@@ -215,10 +246,13 @@ def sql_store(url_or_engine: Any, *, namespace: str, channel: str | None) -> Sql
     if isinstance(url_or_engine, Engine):
         engine = url_or_engine
     elif normalize_url(url_or_engine).get_backend_name() == "postgresql":
-        engine = make_engine(url_or_engine, connect_args=dict(PG_CONNECT_ARGS))
+        connect = max(2, math.ceil(check_timeout(timeout)))  # libpq: whole seconds, >= 2
+        engine = make_engine(
+            url_or_engine, connect_args={**PG_CONNECT_ARGS, "connect_timeout": connect}
+        )
     else:
         engine = make_engine(url_or_engine)
-    store = SqlStore(engine, namespace=namespace, channel=channel)
+    store = SqlStore(engine, namespace=namespace, channel=channel, timeout=timeout)
     with contextlib.suppress(SQLAlchemyError):
         store.ensure_schema()
     return store

@@ -22,13 +22,18 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, final
 
 from pytest_reliability import stores
 from pytest_reliability.audit import AuditLog, InMemoryAuditLog
 from pytest_reliability.clock import system_clock
-from pytest_reliability.errors import ConfigurationError, KillSwitchEngaged, StoreUnavailable
+from pytest_reliability.errors import (
+    ConfigurationError,
+    KillSwitchEngaged,
+    StoreDataLost,
+    StoreUnavailable,
+)
 from pytest_reliability.ops import _kill_switch_model as _model
 from pytest_reliability.ops._guard import Guard
 from pytest_reliability.ops._kill_switch_model import (
@@ -76,6 +81,7 @@ _GLOBAL_WRITE = "GLOBAL_WRITE"  # a plain str: hashing it is cheaper than the en
 
 ENGAGE_ACTION = "ops.kill_switch.engage"
 RELEASE_ACTION = "ops.kill_switch.release"
+SEED_ACTION = "ops.kill_switch.seed"
 
 
 @final
@@ -123,6 +129,8 @@ class KillSwitches:
         self._blocked: frozenset[str] = self._override
         self._fresh_until = math.inf if not store.shared else -math.inf
         self.last_error: str | None = None
+        # Counts this instance's own flips: a read that overlapped none is the store's truth.
+        self._flips = 0
         self._listeners: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -140,6 +148,8 @@ class KillSwitches:
         namespace: str = "default",
         key_prefix: str = "",
         channel: str | None = None,
+        durability: str = "require",
+        store_timeout: float | None = None,
         **kwargs: Any,
     ) -> KillSwitches:
         """Build switches over the store ``url`` names (or a SQLAlchemy engine).
@@ -150,13 +160,19 @@ class KillSwitches:
 
         ``namespace`` separates independent sets of switches in one store; ``key_prefix``
         prefixes Redis keys and channels; ``channel`` fixes the PostgreSQL NOTIFY channel.
-        Other keyword arguments go to the constructor.
+        ``durability`` (Redis only): ``"require"`` refuses a server that can drop acknowledged
+        state (no append-only file, an evicting ``maxmemory-policy``); ``"warn"`` accepts it
+        with a warning. ``store_timeout`` bounds every store call in seconds (default: 5 s on
+        SQL, 2 s on Redis); a flip past it raises StoreUnavailable and a read past it counts
+        as a failed read. Other keyword arguments go to the constructor.
         """
         check_namespace(namespace)
         options: dict[str, Any] = {
             "namespace": namespace,
             "key_prefix": key_prefix,
             "channel": channel,
+            "durability": durability,
+            "store_timeout": store_timeout,
         }
         store: KillSwitchStore
         if isinstance(url, str):
@@ -298,26 +314,69 @@ class KillSwitches:
                 )  # fmt: skip
             raise
         with self._lock:
+            self._flips += 1
             current = self._records.get(name)
             if current is None or current.version <= stored.version:
                 self._apply({**self._records, name: stored})
         return self.state(name)
 
+    def seed(
+        self, engaged: Iterable[str] = (), *, reason: str, actor: OpsContext | str
+    ) -> SwitchState:
+        """Seed a new Redis store, or re-seed one that lost its data: the operator states the
+        switches; those in ``engaged`` are engaged, every other one released, in one atomic step.
+
+        Until then a store without its marker reads every switch engaged. Needs both
+        ``ops.kill_switch.release`` and ``ops.kill_switch.engage``; audited as
+        ``ops.kill_switch.seed``. Returns the state of ``GLOBAL_WRITE`` after a refresh.
+        """
+        names = sorted({check_switch(n) for n in engaged})
+        check_reason(reason)
+        ctx = actor if isinstance(actor, OpsContext) else OpsContext(actor)
+        seed = getattr(self.store, "seed", None)
+        if seed is None:
+            raise ConfigurationError(f"a {self.store.kind} kill switch store has nothing to seed")
+        for permission in (Permission.KILL_SWITCH_RELEASE, Permission.KILL_SWITCH_ENGAGE):
+            require_ops_permission(self.session, ctx, permission, target="kill_switch:*")
+        now = self._clock.time()
+        records = [SwitchRecord(n, True, reason, ctx.actor, now) for n in names]
+        details = {"reason": reason, "store": self.store.kind, "engaged": names}
+
+        def audit(_conn: Any) -> None:
+            with tenant_scope(ctx.tenant):
+                self.session.audit.append(
+                    SEED_ACTION, actor=ctx.actor, target="kill_switch:*", outcome="success",
+                    details=details,
+                )  # fmt: skip
+
+        seed(records, audit)
+        self.refresh()
+        return self.state(_GLOBAL_WRITE)
+
     # -- refreshing -----------------------------------------------------------------------------
 
     def refresh(self) -> bool:
         """Read the store now; on failure keep the old snapshot and record why. Returns success."""
+        flips = self._flips
         try:
             records = dict(self.store.read_all())
+        except StoreDataLost as exc:
+            # The store forgot what it had acknowledged: engaged at once, not after staleness.
+            self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            self._fresh_until = -math.inf
+            return False
         except Exception as exc:  # any failure to read means "unknown": fail closed, never raise
             self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
             return False
         with self._lock:
-            for name, mine in self._records.items():
-                theirs = records.get(name)
+            if self._flips != flips:
                 # A read that began before our own flip committed must not undo it locally.
-                if theirs is not None and theirs.version < mine.version:
-                    records[name] = mine
+                # Only then: otherwise the store's state wins whole, so every instance converges
+                # on it (even after a store reset restarted its versions).
+                for name, mine in self._records.items():
+                    theirs = records.get(name)
+                    if theirs is None or theirs.version < mine.version:
+                        records[name] = mine
             self._apply(records)
         if self.store.shared:
             self._fresh_until = self._monotonic() + self.staleness
@@ -372,16 +431,36 @@ def _memory(url: Any, **options: Any) -> KillSwitchStore:
     return MemoryStore()
 
 
-def _redis(url: Any, *, namespace: str, key_prefix: str = "", **options: Any) -> KillSwitchStore:
+def _redis(
+    url: Any,
+    *,
+    namespace: str,
+    key_prefix: str = "",
+    durability: str = "require",
+    store_timeout: float | None = None,
+    **options: Any,
+) -> KillSwitchStore:
     from pytest_reliability.ops._kill_switch_redis import RedisStore
 
-    return RedisStore(url, namespace=namespace, key_prefix=key_prefix)
+    return RedisStore(
+        url,
+        namespace=namespace,
+        key_prefix=key_prefix,
+        durability=durability,  # type: ignore[arg-type]  # checked by the store
+        **({} if store_timeout is None else {"socket_timeout": store_timeout}),
+    )
 
 
 def _sql(
-    url: Any, *, namespace: str, channel: str | None = None, **options: Any
+    url: Any,
+    *,
+    namespace: str,
+    channel: str | None = None,
+    store_timeout: float | None = None,
+    **options: Any,
 ) -> KillSwitchStore:
-    return sql_store(url, namespace=namespace, channel=channel)
+    timeouts = {} if store_timeout is None else {"timeout": store_timeout}
+    return sql_store(url, namespace=namespace, channel=channel, **timeouts)
 
 
 stores.register_standard_stores(STORE_KIND, memory=_memory, redis=_redis, sql=_sql)

@@ -19,8 +19,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pytest_reliability"
 
 # Bottom to top; a unit (a top-level module or subpackage) may import its own floor and below.
 FLOORS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "_version", "_lazy", "protocols", "clock", "stores", "_canonical_json"}),
-    frozenset({"db", "tenancy", "ids"}),
+    frozenset(
+        {"errors", "_version", "_lazy", "protocols", "clock", "stores", "_canonical_json"}
+        | {"_redis_keys", "_redis_server"}
+    ),
+    frozenset({"db", "tenancy", "ids", "_sql_bounds"}),
     frozenset({"audit"}),
     frozenset({"idempotency", "ops", "security"}),  # the modules: siblings never import each other
     frozenset({"testing", "strategies", "report"}),

@@ -75,7 +75,16 @@ def test_a_module_registers_a_scheme_and_both_kinds_use_it(custom_scheme: str) -
         assert ks.store.kind == "memory"
     assert seen == [
         (f"{custom_scheme}://a", {}),
-        (f"{custom_scheme}://b", {"namespace": "ns", "key_prefix": "", "channel": None}),
+        (
+            f"{custom_scheme}://b",
+            {
+                "namespace": "ns",
+                "key_prefix": "",
+                "channel": None,
+                "durability": "require",
+                "store_timeout": None,
+            },
+        ),
     ]
     assert f"{custom_scheme}://" in str(_unknown("idempotency"))
 

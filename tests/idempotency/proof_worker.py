@@ -64,7 +64,11 @@ def work(
     config = IdempotencyConfig(
         lease_seconds=LEASE_SECONDS, wait_seconds=10.0 if recover else 0.0, poll_seconds=0.05
     )
-    options: dict[str, Any] = {"prefix": prefix} if redis_store else {"ensure_schema": False}
+    options: dict[str, Any] = (
+        {"prefix": prefix, "durability": "warn", "initialize": True}
+        if redis_store
+        else {"ensure_schema": False}
+    )
     engine = IdempotencyEngine.from_url(url, config=config, **options)
 
     def handler(attempt: Attempt, key: str) -> dict[str, Any]:

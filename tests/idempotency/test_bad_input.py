@@ -10,6 +10,7 @@ import redis
 import sqlalchemy as sa
 
 import pytest_reliability.idempotency as idem
+from pytest_reliability._redis_keys import redis_key
 from pytest_reliability.errors import (
     ConfigurationError,
     CorruptRecord,
@@ -158,10 +159,12 @@ def test_corrupt_sql_record_is_a_clear_error_never_a_rerun(sqlite_url: str) -> N
 def test_corrupt_redis_record_is_a_clear_error_never_a_rerun(
     redis_url: str, redis_prefix: str, damage: tuple[str, Any, Any]
 ) -> None:
-    engine = IdempotencyEngine.from_url(redis_url, prefix=redis_prefix)
+    engine = IdempotencyEngine.from_url(
+        redis_url, prefix=redis_prefix, durability="warn", initialize=True
+    )
     engine.run(operation=OP, key="k", payload={}, handler=lambda a: {"ok": 1})
     client = redis.Redis.from_url(redis_url)
-    name = f"{redis_prefix}idem:acme:{OP}:{key_hash('k')}"
+    name = redis_key(redis_prefix, "idem", "acme", OP, key_hash("k"))
     kind, field, value = damage
     if kind == "hset":
         client.hset(name, field, value)

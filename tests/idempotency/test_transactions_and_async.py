@@ -192,7 +192,9 @@ def test_async_failure_releases_and_deferred_effects_commit(
 
 @pytest.mark.redis
 def test_redis_deferred_effects_join_the_completing_exec(redis_url: str, redis_prefix: str) -> None:
-    engine = IdempotencyEngine.from_url(redis_url, prefix=redis_prefix)
+    engine = IdempotencyEngine.from_url(
+        redis_url, prefix=redis_prefix, durability="warn", initialize=True
+    )
     counter = f"{redis_prefix}effects"
 
     def handler(attempt: Attempt) -> str:

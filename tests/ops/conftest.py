@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from pytest_reliability.audit import InMemoryAuditLog
+from pytest_reliability.ops.kill_switch import KillSwitches
 from pytest_reliability.ops.rbac import AuthorizationEngine, OpsContext, OpsSession
 from pytest_reliability.tenancy import tenant_scope
 
@@ -53,3 +55,16 @@ def _no_leaked_threads() -> Iterator[None]:
         if t.name.startswith("kill-switches-") and t.is_alive()
     ]
     assert not leaked, f"threads left running: {leaked}"
+
+
+def seed_store(url: str, **options: Any) -> None:
+    """Seed a new Redis kill switch store as an operator would, with a session of its own.
+
+    A Redis store without its marker reads every switch engaged until an operator seeds it.
+    """
+    authz = AuthorizationEngine()
+    authz.grant(OPERATOR.actor, "ops_operator")
+    options = {"durability": "warn", **options}
+    options |= {"session": OpsSession(authz, InMemoryAuditLog()), "start": False, "env": {}}
+    with KillSwitches.from_url(url, **options) as seeder:
+        seeder.seed(reason="new store", actor=OPERATOR)

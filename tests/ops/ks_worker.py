@@ -5,7 +5,8 @@ Usage: ``python tests/ops/ks_worker.py ROLE URL [--namespace NS] [--key-prefix P
 
 * both: ``{"event": "ready", "stale": bool}`` once the switches are built;
 * flipper: reads ``engage NAME`` / ``release NAME`` / ``quit`` from stdin, answers
-  ``{"event": "done", "op": ..., "switch": ..., "t_start": ..., "t_end": ...}``;
+  ``{"event": "done", "op": ..., "switch": ..., "t_start": ..., "t_end": ...}``; ``state``
+  answers ``{"event": "state", "engaged": [...], "stale": bool}`` (its current view);
 * watcher: ``{"event": "change", "engaged": [...], "t": ...}`` whenever its snapshot changes and
   ``{"event": "stale", "stale": bool, "engaged": [...], "t": ...}`` when staleness flips; it
   exits on ``quit`` or at end of stdin.
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--key-prefix", default="")
     parser.add_argument("--poll", type=float, default=0.2)
     parser.add_argument("--staleness", type=float, default=2.0)
+    parser.add_argument("--durability", default="require")
     args = parser.parse_args()
     authz = AuthorizationEngine()
     authz.grant("worker", "ops_operator")
@@ -51,6 +53,7 @@ def main() -> None:
         args.url,
         namespace=args.namespace,
         key_prefix=args.key_prefix,
+        durability=args.durability,
         session=OpsSession(authz, InMemoryAuditLog()),
         poll_interval=args.poll,
         staleness=args.staleness,
@@ -66,6 +69,10 @@ def main() -> None:
             command = line.split()
             if not command or command[0] == "quit":
                 break
+            if command[0] == "state":
+                # This instance's view, for the convergence proofs.
+                emit(event="state", engaged=sorted(switches.engaged()), stale=switches.stale())
+                continue
             op, name = command
             start = time.monotonic()
             flip = switches.engage if op == "engage" else switches.release

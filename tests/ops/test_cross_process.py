@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from pytest_reliability.ops.kill_switch import KillSwitch
+from tests.ops.conftest import seed_store
 from tests.ops.ks_cluster import Worker, flip_and_watch
 from tests.ops.tcp_proxy import TcpProxy
 
@@ -89,10 +90,12 @@ def test_two_processes_share_postgres(pg_url: str, pg_proxy: TcpProxy) -> None:
 def test_two_processes_share_redis(
     redis_url: str, redis_prefix: str, redis_proxy: TcpProxy
 ) -> None:
+    seed_store(redis_url, namespace="proof", key_prefix=redis_prefix)
     prove(
         redis_url,
         through(redis_proxy, redis_url),
         redis_proxy,
         namespace="proof",
         key_prefix=redis_prefix,
+        durability="warn",
     )

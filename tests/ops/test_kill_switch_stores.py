@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool, QueuePool
 
 from pytest_reliability.audit import AuditLog, InMemoryAuditLog
 from pytest_reliability.db import make_engine
@@ -15,19 +17,41 @@ from pytest_reliability.errors import StoreUnavailable
 from pytest_reliability.ops.kill_switch import KillSwitches
 from pytest_reliability.ops.rbac import AuthorizationEngine, OpsSession
 from pytest_reliability.tenancy import tenant_scope
-from tests.ops.conftest import OPERATOR, platform_events
+from tests.ops.conftest import OPERATOR, platform_events, seed_store
 
 pytestmark = pytest.mark.kill_switch
 
 Factory = Callable[..., KillSwitches]
 
 
-@pytest.fixture(params=["sqlite", "postgres", "redis"])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        "postgres",
+        "redis",
+        "sqlite/queuepool",
+        "sqlite/nullpool",
+        "postgres/queuepool",
+        "postgres/nullpool",
+    ]
+)
 def make_switches(request: pytest.FixtureRequest, session: OpsSession) -> Iterator[Factory]:
-    """Build switches over one shared store; every instance is closed after the test."""
-    if request.param == "sqlite":
+    """Build switches over one shared store; every instance is closed after the test.
+
+    ``KIND/POOL``: the SQL store on one engine from plain ``sqlalchemy.create_engine`` (not
+    ``make_engine``) with that pool class, shared by the instances, as a service would pass it.
+    """
+    plain: Engine | None = None
+    extra: dict[str, str] = {}
+    if "/" in request.param:
+        kind, _, pool = request.param.partition("/")
+        if kind == "postgres":
+            request.applymarker(pytest.mark.postgres)
+        raw = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
+        plain = sa.create_engine(raw, poolclass=QueuePool if pool == "queuepool" else NullPool)
+        url: Any = plain
+    elif request.param == "sqlite":
         url = request.getfixturevalue("sqlite_url")
-        extra: dict[str, str] = {}
     elif request.param == "postgres":
         request.applymarker(pytest.mark.postgres)
         url = request.getfixturevalue("pg_url")
@@ -35,8 +59,11 @@ def make_switches(request: pytest.FixtureRequest, session: OpsSession) -> Iterat
     else:
         request.applymarker(pytest.mark.redis)
         url = request.getfixturevalue("redis_url")
-        extra = {"key_prefix": request.getfixturevalue("redis_prefix")}
+        # The shared test Redis has no persistence: accepted explicitly, and each test's
+        # namespace is seeded once (a new Redis store reads engaged until an operator seeds it).
+        extra = {"key_prefix": request.getfixturevalue("redis_prefix"), "durability": "warn"}
     made: list[KillSwitches] = []
+    seeded: set[str] = set()
 
     def make(**kwargs: object) -> KillSwitches:
         options: dict[str, Any] = {
@@ -49,11 +76,18 @@ def make_switches(request: pytest.FixtureRequest, session: OpsSession) -> Iterat
         }
         switches = KillSwitches.from_url(url, **options)
         made.append(switches)
+        namespace = str(options.get("namespace", "default"))
+        if request.param == "redis" and namespace not in seeded:
+            seeded.add(namespace)
+            seed_store(url, **{k: v for k, v in options.items() if k != "session"})
+            switches.refresh()
         return switches
 
     yield make
     for switches in made:
         switches.close()
+    if plain is not None:
+        plain.dispose()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> float:
