@@ -1,0 +1,280 @@
+"""Reading Sloth ``prometheus/v1`` SLO specs into :class:`SLO` values.
+
+The YAML is read with ``yaml.safe_load``'s constructors through a loader that records the line
+of every key, so a malformed spec is a :class:`~pytest_reliability.errors.SlothSpecError` naming
+the line and the field (``slos[0].objective``). Unknown fields and duplicate keys are errors too:
+a typo would otherwise drop a setting without a word. SLI and SLO plugins are not supported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, final
+
+import yaml
+
+from pytest_reliability.errors import SLOError, SlothSpecError
+from pytest_reliability.ops.slo_engine._model import SLO, RollingWindow, SLOWindow
+
+SLOTH_VERSION = "prometheus/v1"
+WINDOW_TEMPLATE = re.compile(r"\{\{\s*\.window\s*\}\}")
+_NAME_RE = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.]*")
+
+
+class _Mapping(dict[Any, Any]):
+    """A mapping that remembers its own line and the line of each value."""
+
+    line: int = 0
+    lines: dict[Any, int]
+
+
+class _Sequence(list[Any]):
+    line: int = 0
+    lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose mappings and sequences carry line numbers; duplicate keys refused."""
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Mapping:
+    loader.flatten_mapping(node)
+    data = _Mapping()
+    data.line = node.start_mark.line + 1
+    data.lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str):
+            raise SlothSpecError(f"key {key!r} is not a string", line=line, field=str(key))
+        if key in data:
+            raise SlothSpecError("duplicate key", line=line, field=key)
+        data[key] = loader.construct_object(value_node, deep=True)
+        data.lines[key] = line
+    return data
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Sequence:
+    data = _Sequence(loader.construct_object(child, deep=True) for child in node.value)
+    data.line = node.start_mark.line + 1
+    data.lines = [child.start_mark.line + 1 for child in node.value]
+    return data
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SlothAlert:
+    """A page or ticket alert of a Sloth SLO (``disable``, extra labels and annotations)."""
+
+    disable: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SlothSLO:
+    """One SLO of a spec: the engine's :class:`SLO` plus what Sloth needs to render rules."""
+
+    slo: SLO
+    service: str
+    labels: dict[str, str]
+    error_query: str | None
+    total_query: str | None
+    error_ratio_query: str | None
+    alert_name: str
+    alert_labels: dict[str, str]
+    alert_annotations: dict[str, str]
+    page: SlothAlert
+    ticket: SlothAlert
+
+    @property
+    def id(self) -> str:
+        """Sloth's SLO id, ``{service}-{name}``."""
+        return f"{self.service}-{self.slo.name}"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SlothSpec:
+    """A parsed ``prometheus/v1`` spec: the service and its SLOs, all over one SLO window."""
+
+    service: str
+    labels: dict[str, str]
+    slos: tuple[SlothSLO, ...]
+    window: SLOWindow
+
+    def get(self, name: str) -> SlothSLO:
+        """Return the SLO called ``name``; KeyError if the spec has none."""
+        for slo in self.slos:
+            if slo.slo.name == name:
+                return slo
+        raise KeyError(name)
+
+
+class _Reader:
+    """Typed access to a marked mapping, raising SlothSpecError with the path and line."""
+
+    def __init__(self, data: object, path: str, line: int | None, allowed: set[str]) -> None:
+        if not isinstance(data, _Mapping):
+            raise SlothSpecError("must be a mapping", line=line, field=path or "spec")
+        self.data, self.path = data, path
+        for key in data:
+            if key not in allowed:
+                raise SlothSpecError("unknown field", line=data.lines[key], field=self.at(key))
+
+    def at(self, key: str | int) -> str:
+        if isinstance(key, int):
+            return f"{self.path}[{key}]"
+        return f"{self.path}.{key}" if self.path else key
+
+    def line(self, key: str) -> int:
+        return self.data.lines.get(key, self.data.line)
+
+    def error(self, key: str, message: str) -> SlothSpecError:
+        return SlothSpecError(message, line=self.line(key), field=self.at(key))
+
+    def text(self, key: str, *, required: bool = True) -> str | None:
+        value = self.data.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, "required, a non-empty string" if value is None else
+                             f"must be a non-empty string, not {value!r}")  # fmt: skip
+        return value
+
+    def labels(self, key: str) -> dict[str, str]:
+        value = self.data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, _Mapping):
+            raise self.error(key, "must be a mapping of label names to values")
+        out = {}
+        for name, item in value.items():
+            if isinstance(item, bool) or not isinstance(item, str | int):
+                raise SlothSpecError(
+                    f"label value {item!r} is not a string", line=value.lines[name],
+                    field=f"{self.at(key)}.{name}",
+                )  # fmt: skip
+            out[name] = str(item)
+        return out
+
+    def child(self, key: str, allowed: set[str], *, required: bool = False) -> _Reader | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise self.error(key, "required")
+            return None
+        return _Reader(value, self.at(key), self.line(key), allowed)
+
+
+_SLO_FIELDS = {"name", "objective", "description", "labels", "sli", "alerting"}
+_ALERT_FIELDS = {"disable", "labels", "annotations"}
+
+
+def _alert(reader: _Reader, key: str) -> SlothAlert:
+    sub = reader.child(key, _ALERT_FIELDS)
+    if sub is None:
+        return SlothAlert()
+    disable = sub.data.get("disable", False)
+    if not isinstance(disable, bool):
+        raise sub.error("disable", f"must be true or false, not {disable!r}")
+    return SlothAlert(disable, sub.labels("labels"), sub.labels("annotations"))
+
+
+def _slo(item: object, path: str, line: int, service: str, labels: dict[str, str],
+         window: SLOWindow) -> SlothSLO:  # fmt: skip
+    r = _Reader(item, path, line, _SLO_FIELDS)
+    name = r.text("name")
+    assert name is not None  # required
+    if _NAME_RE.fullmatch(name) is None:
+        raise r.error("name", f"{name!r} must be letters, digits, '-', '_' or '.'")
+    if "objective" not in r.data:
+        raise r.error("objective", "required")
+    sli = r.child("sli", {"events", "raw", "plugin"}, required=True)
+    assert sli is not None
+    if "plugin" in sli.data:
+        raise sli.error("plugin", "SLI plugins are not supported; use events or raw")
+    events = sli.child("events", {"error_query", "total_query"})
+    raw = sli.child("raw", {"error_ratio_query"})
+    if (events is None) == (raw is None):
+        raise SlothSpecError("needs exactly one of events or raw", line=sli.data.line,
+                             field=sli.path)  # fmt: skip
+    queries: dict[str, str | None] = {"error_query": None, "total_query": None,
+                                      "error_ratio_query": None}  # fmt: skip
+    for sub in (events, raw):
+        for key in sub.data if sub is not None else ():
+            query = sub.text(key) if sub is not None else None
+            if query is not None and WINDOW_TEMPLATE.search(query) is None:
+                assert sub is not None
+                raise sub.error(key, "the query must use the {{.window}} template variable")
+            queries[key] = query
+    for key in ("error_query", "total_query") if events is not None else ():
+        if queries[key] is None:
+            assert events is not None
+            raise events.error(key, "required")
+    alerting = r.child("alerting", {"name", "labels", "annotations", "page_alert",
+                                    "ticket_alert"}, required=True)  # fmt: skip
+    assert alerting is not None
+    page, ticket = _alert(alerting, "page_alert"), _alert(alerting, "ticket_alert")
+    alert_name = alerting.text("name", required=not (page.disable and ticket.disable)) or ""
+    try:
+        slo = SLO(name, r.data["objective"], window, "bad", str(r.data.get("description") or ""))
+    except SLOError as exc:
+        raise r.error("objective", str(exc)) from None
+    return SlothSLO(
+        slo=slo,
+        service=service,
+        labels={**labels, **r.labels("labels")},
+        error_query=queries["error_query"],
+        total_query=queries["total_query"],
+        error_ratio_query=queries["error_ratio_query"],
+        alert_name=alert_name,
+        alert_labels=alerting.labels("labels"),
+        alert_annotations=alerting.labels("annotations"),
+        page=page,
+        ticket=ticket,
+    )
+
+
+def load_sloth_spec(text: str, *, window: SLOWindow | None = None) -> SlothSpec:
+    """Parse a Sloth ``prometheus/v1`` YAML spec; every SLO gets ``window`` (Sloth's 30 days).
+
+    Sloth takes the SLO period from its command line, not from the spec; so does this function.
+    """
+    window = window or RollingWindow(30)
+    try:
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise SlothSpecError(f"not valid YAML: {exc.problem or exc}", line=line,
+                             field="spec") from None  # fmt: skip
+    except yaml.YAMLError as exc:
+        raise SlothSpecError(f"not valid YAML: {exc}", line=None, field="spec") from None
+    top = _Reader(data, "", 1, {"version", "service", "labels", "slos", "slo_plugins"})
+    if "slo_plugins" in top.data:
+        raise top.error("slo_plugins", "SLO plugins are not supported")
+    if top.data.get("version") != SLOTH_VERSION:
+        raise top.error("version", f"must be {SLOTH_VERSION!r}, not {top.data.get('version')!r}")
+    service = top.text("service")
+    assert service is not None
+    labels = top.labels("labels")
+    slos = top.data.get("slos")
+    if not isinstance(slos, _Sequence) or not slos:
+        raise top.error("slos", "at least one SLO is required (a list)")
+    parsed = tuple(
+        _slo(item, top.at("slos") + f"[{i}]", slos.lines[i], service, labels, window)
+        for i, item in enumerate(slos)
+    )
+    names = [s.slo.name for s in parsed]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise SlothSpecError(f"duplicate SLO name {name!r}", line=slos.lines[i],
+                                 field=f"slos[{i}].name")  # fmt: skip
+    return SlothSpec(service, labels, parsed, window)
