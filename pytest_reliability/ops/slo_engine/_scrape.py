@@ -19,6 +19,7 @@ from typing import final
 from pytest_reliability.errors import SLOCounterError, SLODataError, SLOScrapeError
 from pytest_reliability.ops.slo_engine._model import SLIKind
 from pytest_reliability.ops.slo_engine._series import Series, Timestamp, to_seconds
+from pytest_reliability.ops.slo_engine._yaml import require
 
 _SELECTOR_RE = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*")
 _MATCHER_RE = re.compile(
@@ -75,11 +76,10 @@ class Selector:
 
 
 def _parse(text: str, index: int) -> dict[SeriesKey, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
+    parser = require("prometheus_client.parser")
     samples: dict[SeriesKey, float] = {}
     try:
-        for family in text_string_to_metric_families(text):
+        for family in parser.text_string_to_metric_families(text):
             for sample in family.samples:
                 samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     except (ValueError, TypeError, IndexError, KeyError) as exc:

@@ -10,60 +10,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, final
-
-import yaml
+from typing import final
 
 from pytest_reliability.errors import SLOError, SlothSpecError
 from pytest_reliability.ops.slo_engine._model import SLO, RollingWindow, SLOWindow
+from pytest_reliability.ops.slo_engine._yaml import Mapping_ as _Mapping
+from pytest_reliability.ops.slo_engine._yaml import Sequence_ as _Sequence
+from pytest_reliability.ops.slo_engine._yaml import load_marked
 
 SLOTH_VERSION = "prometheus/v1"
 WINDOW_TEMPLATE = re.compile(r"\{\{\s*\.window\s*\}\}")
 _NAME_RE = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.]*")
-
-
-class _Mapping(dict[Any, Any]):
-    """A mapping that remembers its own line and the line of each value."""
-
-    line: int = 0
-    lines: dict[Any, int]
-
-
-class _Sequence(list[Any]):
-    line: int = 0
-    lines: list[int]
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose mappings and sequences carry line numbers; duplicate keys refused."""
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Mapping:
-    loader.flatten_mapping(node)
-    data = _Mapping()
-    data.line = node.start_mark.line + 1
-    data.lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, str):
-            raise SlothSpecError(f"key {key!r} is not a string", line=line, field=str(key))
-        if key in data:
-            raise SlothSpecError("duplicate key", line=line, field=key)
-        data[key] = loader.construct_object(value_node, deep=True)
-        data.lines[key] = line
-    return data
-
-
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Sequence:
-    data = _Sequence(loader.construct_object(child, deep=True) for child in node.value)
-    data.line = node.start_mark.line + 1
-    data.lines = [child.start_mark.line + 1 for child in node.value]
-    return data
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
 @final
@@ -248,15 +205,7 @@ def load_sloth_spec(text: str, *, window: SLOWindow | None = None) -> SlothSpec:
     Sloth takes the SLO period from its command line, not from the spec; so does this function.
     """
     window = window or RollingWindow(30)
-    try:
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise SlothSpecError(f"not valid YAML: {exc.problem or exc}", line=line,
-                             field="spec") from None  # fmt: skip
-    except yaml.YAMLError as exc:
-        raise SlothSpecError(f"not valid YAML: {exc}", line=None, field="spec") from None
+    data = load_marked(text)
     top = _Reader(data, "", 1, {"version", "service", "labels", "slos", "slo_plugins"})
     if "slo_plugins" in top.data:
         raise top.error("slo_plugins", "SLO plugins are not supported")
