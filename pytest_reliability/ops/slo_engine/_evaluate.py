@@ -13,7 +13,9 @@ Definitions (``budget ratio`` is ``(100 - objective) / 100``):
 * **Time to exhaustion**: the remaining fraction of the budget divided by the burn rate over the
   policy's current window, times the SLO period; ``None`` when nothing burns.
 * An **alert** fires when the burn rate over both its long and its short window is above its
-  threshold (``>``, as the rules Prometheus evaluates).
+  threshold; compared as Sloth's rules compare it, error ratio ``>`` threshold * budget ratio,
+  so the engine and the rendered rules agree to the last bit (and with no budget, any bad event
+  fires).
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class WindowStats:
     total: Number
     sli: float | None
     burn_rate: float
+
+    @property
+    def error_ratio(self) -> float:
+        """bad / total; 0 without traffic."""
+        return self.bad / self.total if self.total else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (the window written as a Prometheus duration)."""
@@ -82,13 +89,15 @@ class AlertState:
     name: str
     severity: Severity
     threshold: float
+    budget_ratio: float
     long: WindowStats
     short: WindowStats
 
     @property
     def firing(self) -> bool:
         """True when both windows burn faster than the threshold."""
-        return self.long.burn_rate > self.threshold and self.short.burn_rate > self.threshold
+        limit = self.threshold * self.budget_ratio
+        return self.long.error_ratio > limit and self.short.error_ratio > limit
 
 
 @final
@@ -214,6 +223,7 @@ def evaluate(
             rule.name,
             rule.severity,
             rule.burn_rate_threshold(period),
+            ratio,
             _stats(series, ratio, when - rule.long, when),
             _stats(series, ratio, when - rule.short, when),
         )

@@ -81,6 +81,7 @@ class _Reader:
         if not isinstance(data, _Mapping):
             raise SlothSpecError("must be a mapping", line=line, field=path or "spec")
         self.data, self.path = data, path
+        self.key_line = line if line is not None else data.line
         for key in data:
             if key not in allowed:
                 raise SlothSpecError("unknown field", line=data.lines[key], field=self.at(key))
@@ -91,7 +92,8 @@ class _Reader:
         return f"{self.path}.{key}" if self.path else key
 
     def line(self, key: str) -> int:
-        return self.data.lines.get(key, self.data.line)
+        # A missing key is reported at the key that names this mapping.
+        return self.data.lines.get(key, self.key_line)
 
     def error(self, key: str, message: str) -> SlothSpecError:
         return SlothSpecError(message, line=self.line(key), field=self.at(key))
