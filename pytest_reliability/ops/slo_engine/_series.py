@@ -110,7 +110,7 @@ class Series:
         if sli == "good":
             xs = tuple(map(operator.sub, totals, xs))
         order: Iterable[tuple[float, Number, Number]] = zip(seconds, xs, totals, strict=True)
-        if not all(map(operator.le, seconds, islice(seconds, 1, None))):
+        if not all(map(operator.lt, seconds, islice(seconds, 1, None))):
             # Sorting the whole triple, not only the time, makes float sums independent of
             # the input order too (same-time buckets always add up in the same order).
             order = sorted(order)
