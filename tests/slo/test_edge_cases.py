@@ -37,8 +37,10 @@ def minutes(count: int, good: int, total: int, *, end: int = AT) -> list[tuple[i
 
 def test_no_traffic_is_neither_an_error_nor_a_burn() -> None:
     status = evaluate(SLO("api", 99.9), [], AT)
-    assert status.window.sli is None and status.window.total == 0
-    assert status.budget.consumed == 0.0 and status.budget.remaining == 1.0
+    assert status.window.sli is None
+    assert status.window.total == 0
+    assert status.budget.consumed == 0.0
+    assert status.budget.remaining == 1.0
     assert not status.budget.exhausted
     assert all(a.long.burn_rate == 0.0 and not a.firing for a in status.alerts)
     # Traffic long ago, none in the alert windows: no burn there either.
@@ -49,10 +51,13 @@ def test_no_traffic_is_neither_an_error_nor_a_burn() -> None:
 
 def test_objective_of_100_percent_means_any_bad_event_exhausts_the_budget() -> None:
     clean = evaluate(SLO("api", 100), minutes(60, 1000, 1000), AT)
-    assert clean.budget.total_events == 0 and not clean.budget.exhausted and not clean.firing
+    assert clean.budget.total_events == 0
+    assert not clean.budget.exhausted
+    assert not clean.firing
     one_bad = evaluate(SLO("api", 100), [*minutes(60, 1000, 1000), (AT, 999, 1000)], AT)
     assert one_bad.budget.exhausted
-    assert one_bad.budget.consumed == math.inf and one_bad.time_to_exhaustion == 0.0
+    assert one_bad.budget.consumed == math.inf
+    assert one_bad.time_to_exhaustion == 0.0
     assert one_bad.page  # burn rate is infinite over both windows
     assert one_bad.as_dict()["budget"]["consumed"] == "inf"
 
@@ -137,7 +142,7 @@ def test_window_parsing_and_formatting() -> None:
 def test_calendar_month_is_utc_and_ignores_daylight_saving() -> None:
     # March 2026: Europe moves clocks on the 29th. In UTC the month is 31 days of 24 h.
     march_30 = datetime(2026, 3, 30, 12, tzinfo=UTC)
-    start, end = CalendarMonth().bounds(march_30.timestamp())
+    start, _end = CalendarMonth().bounds(march_30.timestamp())
     assert datetime.fromtimestamp(start, UTC) == datetime(2026, 3, 1, tzinfo=UTC)
     assert CalendarMonth().period(march_30.timestamp()) == 31 * DAY
     # A bucket stamped just before the month starts belongs to February.
@@ -147,8 +152,10 @@ def test_calendar_month_is_utc_and_ignores_daylight_saving() -> None:
         # An aware non-UTC time is converted, not misread: 13:00+02:00 is 11:00 UTC.
         (datetime(2026, 3, 30, 13, tzinfo=timezone(timedelta(hours=2))), 100, 100),
     ]
-    status = evaluate(SLO("api", 99.0, CalendarMonth()), Series.from_buckets(buckets, step=60), march_30)
-    assert status.window.total == 200 and status.window.bad == 0
+    series = Series.from_buckets(buckets, step=60)
+    status = evaluate(SLO("api", 99.0, CalendarMonth()), series, march_30)
+    assert status.window.total == 200
+    assert status.window.bad == 0
 
 
 def test_bad_input_leaves_no_partial_result() -> None:

@@ -37,8 +37,11 @@ def buckets(draw: st.DrawFn, max_size: int = 60) -> list[tuple[int, int, int]]:
 
 @settings(max_examples=150, deadline=None)
 @given(buckets(), st.sampled_from([90.0, 99.0, 99.9, 99.99, 99.999]))
-def test_consumed_plus_remaining_is_the_budget(rows: list[tuple[int, int, int]], obj: float) -> None:
-    status = evaluate(SLO("api", obj, sli="bad"), Series.from_buckets(rows, sli="bad", step=300), AT)
+def test_consumed_plus_remaining_is_the_budget(
+    rows: list[tuple[int, int, int]], obj: float
+) -> None:
+    series = Series.from_buckets(rows, sli="bad", step=300)
+    status = evaluate(SLO("api", obj, sli="bad"), series, AT)
     budget = status.budget
     # Exact up to float rounding of the budget itself (0.1 x total is not exact in binary).
     total = budget.consumed_events + budget.remaining_events
@@ -89,6 +92,7 @@ def test_merging_adjacent_buckets_never_changes_a_windows_sli(
 def test_evaluation_is_independent_of_input_order(rows: list[tuple[int, int, int]], rnd) -> None:  # type: ignore[no-untyped-def]
     shuffled = list(rows)
     rnd.shuffle(shuffled)
+
     def status(r: list[tuple[int, float, float]]) -> object:
         return evaluate(SLO_7D, Series.from_buckets(r, sli="bad", step=300), AT)
 

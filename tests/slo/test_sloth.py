@@ -60,7 +60,8 @@ def test_the_28_day_catalogue_gives_sloths_28_day_names_and_factors() -> None:
     assert f"({go_float(2 * 672 / 100 / 1)} * " in page
     assert "(13.44 * 0.0009999999999999432)" in page
     assert f"({go_float(5 * 672 / 100 / 6)} * 0.0009999999999999432)" in page
-    assert "slo:time_period:days" in str(rules) and "vector(28)" in str(rules)
+    assert "slo:time_period:days" in str(rules)
+    assert "vector(28)" in str(rules)
 
 
 def test_engine_thresholds_match_the_rendered_factors() -> None:
@@ -80,7 +81,10 @@ def test_numbers_are_written_as_go_writes_them(value: float, text: str) -> None:
 
 
 def test_disabled_ticket_alert_is_not_rendered() -> None:
-    spec = SPEC.replace('        labels:\n          severity: "slack"', "        disable: true\n        labels:\n          severity: \"slack\"")  # noqa: E501
+    spec = SPEC.replace(
+        '        labels:\n          severity: "slack"',
+        '        disable: true\n        labels:\n          severity: "slack"',
+    )
     alerts = sloth_rules(load_sloth_spec(spec))["groups"][2]["rules"]
     assert [a["labels"]["sloth_severity"] for a in alerts] == ["page"]
 
@@ -126,4 +130,5 @@ def test_malformed_specs_name_the_line_and_the_field(
     assert (info.value.line, info.value.field) == (line, field), str(info.value)
     assert words in str(info.value)
     assert f"line {line}: {field}: " in str(info.value)
-    assert isinstance(info.value, SLOError) and isinstance(info.value, ValueError)
+    assert isinstance(info.value, SLOError)
+    assert isinstance(info.value, ValueError)

@@ -85,7 +85,8 @@ def test_the_budget_in_events_is_the_objective_applied_to_the_traffic() -> None:
     assert status.budget.consumed_events == 14410 * 60
     assert status.budget.remaining_events == pytest.approx(0.001 * total - 14410 * 60)
     assert status.window.sli == pytest.approx(1 - 14410 * 60 / total)
-    assert status.page and not status.ticket
+    assert status.page
+    assert not status.ticket
 
 
 def test_time_to_exhaustion_at_the_current_burn() -> None:
