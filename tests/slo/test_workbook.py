@@ -119,3 +119,23 @@ def test_thresholds_scale_to_the_slo_window(
     period = window.period(at)
     got = tuple(rule.burn_rate_threshold(period) for rule in DEFAULT_POLICY.rules)
     assert got == pytest.approx(expected)
+
+
+def test_the_worked_example_of_docs_slo_md() -> None:
+    slo = SLO("checkout", 99.9, RollingWindow(30), sli="bad")
+    buckets = []
+    for i in range(1, 43_201):
+        t = i * 60
+        bad = 20 if t > DAYS_30 - 3600 else (3 if t % 86400 < 600 else 0)
+        buckets.append((t, bad, 1000))
+    status = evaluate(slo, buckets, DAYS_30)
+    assert status.budget.total_events == pytest.approx(43_200)
+    assert status.budget.consumed_events == 2_097
+    assert round(status.budget.consumed * 100, 2) == 4.85
+    assert round(status.window.sli or 0, 7) == 0.9999515
+    assert [a.name for a in status.firing] == ["page-1h"]
+    page_6h = next(a for a in status.alerts if a.name == "page-6h")
+    assert page_6h.short.burn_rate == pytest.approx(20)
+    assert page_6h.long.burn_rate == pytest.approx(10 / 3)
+    assert status.time_to_exhaustion is not None
+    assert round(status.time_to_exhaustion / 3600, 1) == 34.3
