@@ -64,7 +64,7 @@ def report_buckets(documents: list[dict[str, Any]]) -> dict[str, list[tuple[floa
 
 
 def _report_slo(args: argparse.Namespace) -> int:
-    from pytest_reliability.cli._slo import _gate, _status_lines, parse_instant
+    from pytest_reliability.cli._slo import gate_failed, parse_instant, status_lines
     from pytest_reliability.ops.slo_engine import SLO, Series, evaluate, parse_window
     from pytest_reliability.report import read_report
 
@@ -79,12 +79,12 @@ def _report_slo(args: argparse.Namespace) -> int:
         assert at is not None
         slo = SLO(f"tests:{category}", args.objective, parse_window(args.window))
         statuses.append(evaluate(slo, series, at))
-    failed = [s.slo.name for s in statuses if _gate(s, args.fail_on)]
+    failed = [s.slo.name for s in statuses if gate_failed(s, args.fail_on)]
     if args.format == "json":
         print(json.dumps({"failed": failed, "slos": [s.as_dict() for s in statuses]}, indent=1))
     else:
         print(f"{len(args.paths)} reports")
         for status in statuses:
-            print("\n".join(_status_lines(status)))
+            print("\n".join(status_lines(status)))
         print(f"gate: {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from datetime import datetime
@@ -100,7 +101,8 @@ def _number(text: str | None, line: int, column: str) -> float:
     return int(value) if value.is_integer() else value
 
 
-def _status_lines(status: SLOStatus) -> list[str]:
+def status_lines(status: SLOStatus) -> list[str]:
+    """The human summary of one SLO's status, a line each."""
     b = status.budget
     sli = "n/a (no traffic)" if status.window.sli is None else f"{status.window.sli:.6%}"
     lines = [
@@ -122,7 +124,8 @@ def _status_lines(status: SLOStatus) -> list[str]:
     return lines
 
 
-def _gate(status: SLOStatus, fail_on: str) -> bool:
+def gate_failed(status: SLOStatus, fail_on: str) -> bool:
+    """True when the budget is spent, a page fires, or a ticket fires with ``fail_on=ticket``."""
     return status.budget.exhausted or status.page or (fail_on == "ticket" and status.ticket)
 
 
@@ -151,14 +154,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         at = parse_instant(args.at) if args.at else series.last
         if at is None:
             raise SLODataError(f"{args.data}: no rows for SLO {name!r} and no --at given")
-        slo = type(item.slo)(name, item.slo.objective, item.slo.window, kind)
+        slo = dataclasses.replace(item.slo, sli=kind)  # the data says what it counts
         statuses.append(evaluate(slo, series, at, policy=policy))
-    failed = [s.slo.name for s in statuses if _gate(s, args.fail_on)]
+    failed = [s.slo.name for s in statuses if gate_failed(s, args.fail_on)]
     if args.format == "json":
         print(json.dumps({"failed": failed, "slos": [s.as_dict() for s in statuses]}, indent=1))
     else:
         for status in statuses:
-            print("\n".join(_status_lines(status)))
+            print("\n".join(status_lines(status)))
         print(f"gate: {'FAILED: ' + ', '.join(failed) if failed else 'passed'}")
     return 1 if failed else 0
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, final
 
-from pytest_reliability.errors import SLOObjectiveError, SLOWindowError
+from pytest_reliability.errors import SLOError, SLOObjectiveError, SLOWindowError
 
 SLIKind = Literal["good", "bad"]
 Severity = Literal["page", "ticket"]
@@ -161,10 +161,10 @@ class SLO:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise SLOObjectiveError(f"SLO name {self.name!r} is empty", objective=self.objective)
+            raise SLOError(f"SLO name {self.name!r} is empty")
         object.__setattr__(self, "objective", validate_objective(self.objective))
         if self.sli not in ("good", "bad"):
-            raise SLOObjectiveError(f"SLI kind {self.sli!r} is not good or bad", objective=None)
+            raise SLOError(f"SLI kind {self.sli!r} is not good or bad")
         if not isinstance(self.window, RollingWindow | CalendarMonth):
             raise SLOWindowError(f"unknown SLO window {self.window!r}", window=str(self.window))
 

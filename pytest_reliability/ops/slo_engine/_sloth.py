@@ -98,10 +98,10 @@ class _Reader:
     def error(self, key: str, message: str) -> SlothSpecError:
         return SlothSpecError(message, line=self.line(key), field=self.at(key))
 
-    def text(self, key: str, *, required: bool = True) -> str | None:
+    def text(self, key: str, *, default: str | None = None) -> str:
         value = self.data.get(key)
-        if value is None and not required:
-            return None
+        if value is None and default is not None:
+            return default
         if not isinstance(value, str) or not value.strip():
             raise self.error(key, "required, a non-empty string" if value is None else
                              f"must be a non-empty string, not {value!r}")  # fmt: skip
@@ -136,6 +136,13 @@ _SLO_FIELDS = {"name", "objective", "description", "labels", "sli", "alerting"}
 _ALERT_FIELDS = {"disable", "labels", "annotations"}
 
 
+def _query(reader: _Reader, key: str) -> str:
+    query = reader.text(key)
+    if WINDOW_TEMPLATE.search(query) is None:
+        raise reader.error(key, "the query must use the {{.window}} template variable")
+    return query
+
+
 def _alert(reader: _Reader, key: str) -> SlothAlert:
     sub = reader.child(key, _ALERT_FIELDS)
     if sub is None:
@@ -150,7 +157,6 @@ def _slo(item: object, path: str, line: int, service: str, labels: dict[str, str
          window: SLOWindow) -> SlothSLO:  # fmt: skip
     r = _Reader(item, path, line, _SLO_FIELDS)
     name = r.text("name")
-    assert name is not None  # required
     if _NAME_RE.fullmatch(name) is None:
         raise r.error("name", f"{name!r} must be letters, digits, '-', '_' or '.'")
     if "objective" not in r.data:
@@ -164,24 +170,17 @@ def _slo(item: object, path: str, line: int, service: str, labels: dict[str, str
     if (events is None) == (raw is None):
         raise SlothSpecError("needs exactly one of events or raw", line=sli.data.line,
                              field=sli.path)  # fmt: skip
-    queries: dict[str, str | None] = {"error_query": None, "total_query": None,
-                                      "error_ratio_query": None}  # fmt: skip
-    for sub in (events, raw):
-        for key in sub.data if sub is not None else ():
-            query = sub.text(key) if sub is not None else None
-            if query is not None and WINDOW_TEMPLATE.search(query) is None:
-                assert sub is not None
-                raise sub.error(key, "the query must use the {{.window}} template variable")
-            queries[key] = query
-    for key in ("error_query", "total_query") if events is not None else ():
-        if queries[key] is None:
-            assert events is not None
-            raise events.error(key, "required")
+    error_query = total_query = ratio_query = None
+    if events is not None:
+        error_query, total_query = _query(events, "error_query"), _query(events, "total_query")
+    if raw is not None:
+        ratio_query = _query(raw, "error_ratio_query")
     alerting = r.child("alerting", {"name", "labels", "annotations", "page_alert",
                                     "ticket_alert"}, required=True)  # fmt: skip
     assert alerting is not None
     page, ticket = _alert(alerting, "page_alert"), _alert(alerting, "ticket_alert")
-    alert_name = alerting.text("name", required=not (page.disable and ticket.disable)) or ""
+    # The name is required unless no alert is generated at all, as in Sloth.
+    alert_name = alerting.text("name", default="" if page.disable and ticket.disable else None)
     try:
         slo = SLO(name, r.data["objective"], window, "bad", str(r.data.get("description") or ""))
     except SLOError as exc:
@@ -190,9 +189,9 @@ def _slo(item: object, path: str, line: int, service: str, labels: dict[str, str
         slo=slo,
         service=service,
         labels={**labels, **r.labels("labels")},
-        error_query=queries["error_query"],
-        total_query=queries["total_query"],
-        error_ratio_query=queries["error_ratio_query"],
+        error_query=error_query,
+        total_query=total_query,
+        error_ratio_query=ratio_query,
         alert_name=alert_name,
         alert_labels=alerting.labels("labels"),
         alert_annotations=alerting.labels("annotations"),
@@ -214,7 +213,6 @@ def load_sloth_spec(text: str, *, window: SLOWindow | None = None) -> SlothSpec:
     if top.data.get("version") != SLOTH_VERSION:
         raise top.error("version", f"must be {SLOTH_VERSION!r}, not {top.data.get('version')!r}")
     service = top.text("service")
-    assert service is not None
     labels = top.labels("labels")
     slos = top.data.get("slos")
     if not isinstance(slos, _Sequence) or not slos:
