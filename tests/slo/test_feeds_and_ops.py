@@ -83,11 +83,13 @@ def test_bad_scrapes_and_selectors_are_typed_errors() -> None:
         Selector.parse("http_requests_total{code=5xx}")
     with pytest.raises(SLOScrapeError, match="not Prometheus text"):
         series_from_scrapes([(T0, "a{"), (T0 + 60, "a 1")], total="a", bad="a")
+    with pytest.raises(SLOScrapeError, match="two scrapes at the same instant"):
+        series_from_scrapes([(T0, "a 1"), (T0, "a 2")], total="a", bad="a")
     with pytest.raises(SLOScrapeError, match="no series matches the total"):
         series_from_scrapes(scrapes([0, 0]), total="missing_total", bad="http_requests_total")
     with pytest.raises(SLODataError, match="exceed the total"):
         series_from_scrapes(
-            scrapes([1, 1]), total='http_requests_total{code="503"}', bad="http_requests_total"
+            scrapes([1, 1]), total='http_requests_total{code="200"}', bad="http_requests_total"
         )
     assert Selector.parse('x{a!="b", c!~"d.*"}').matches("x", {"a": "z", "c": "e"})
 

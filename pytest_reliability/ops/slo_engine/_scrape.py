@@ -138,8 +138,14 @@ def series_from_scrapes(
     assert pick is not None
     whole = Selector.parse(total) if isinstance(total, str) else total
     parsed = sorted(
-        (to_seconds(when, index=i), _parse(text, i)) for i, (when, text) in enumerate(scrapes)
-    )  # fmt: skip
+        ((to_seconds(when, index=i), _parse(text, i)) for i, (when, text) in enumerate(scrapes)),
+        key=lambda pair: pair[0],
+    )
+    if parsed and not _increase(whole, {}, parsed[0][1], parsed[0][0])[1]:
+        # Without the total in the first scrape, the second would count everything since start.
+        raise SLOScrapeError(
+            f"scrape at {parsed[0][0]}: no series matches the total selector {total}"
+        )
     buckets = []
     for i in range(1, len(parsed)):
         (t0, before), (t1, after) = parsed[i - 1], parsed[i]
