@@ -37,6 +37,7 @@ PUBLIC = {
     "render_sloth_rules",
     "series_from_scrapes",
     "sloth_rules",
+    "window_stats",
 }
 
 

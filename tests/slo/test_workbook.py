@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_reliability.errors import SLOWindowError
 from pytest_reliability.ops.slo_engine import (
     DEFAULT_POLICY,
     SLO,
@@ -23,6 +24,7 @@ from pytest_reliability.ops.slo_engine import (
     RollingWindow,
     Series,
     evaluate,
+    window_stats,
 )
 
 MINUTE = 60
@@ -139,3 +141,13 @@ def test_the_worked_example_of_docs_slo_md() -> None:
     assert page_6h.long.burn_rate == pytest.approx(10 / 3)
     assert status.time_to_exhaustion is not None
     assert round(status.time_to_exhaustion / 3600, 1) == 34.3
+
+
+def test_burn_rate_over_any_window() -> None:
+    series = traffic(14410, 60)
+    two_hours = window_stats(SLO_999, series, DAYS_30, "2h")
+    assert two_hours.window == 7200
+    assert two_hours.burn_rate == pytest.approx(14.41 / 2)  # half of the 2 h had errors
+    assert window_stats(SLO_999, series, DAYS_30, 600).burn_rate == pytest.approx(14.41)
+    with pytest.raises(SLOWindowError):
+        window_stats(SLO_999, series, DAYS_30, "30s")  # shorter than the 1 m buckets

@@ -21,6 +21,7 @@ from pytest_reliability.ops.slo_engine._evaluate import (
     SLOStatus,
     WindowStats,
     evaluate,
+    window_stats,
 )
 from pytest_reliability.ops.slo_engine._model import (
     DEFAULT_POLICY,
@@ -75,4 +76,5 @@ __all__ = [
     "render_sloth_rules",
     "series_from_scrapes",
     "sloth_rules",
+    "window_stats",
 ]

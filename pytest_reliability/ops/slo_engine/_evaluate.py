@@ -25,12 +25,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, final
 
+from pytest_reliability.errors import SLOWindowError
 from pytest_reliability.ops.slo_engine._model import (
     DEFAULT_POLICY,
     SLO,
     AlertPolicy,
     Severity,
     format_duration,
+    parse_duration,
 )
 from pytest_reliability.ops.slo_engine._series import Number, Series, Timestamp, to_seconds
 
@@ -178,6 +180,26 @@ def _stats(series: Series, budget_ratio: float, start: float, end: float) -> Win
     # A 100 % objective has no budget: any bad event burns it infinitely fast.
     burn = (math.inf if bad else 0.0) if budget_ratio == 0.0 else (bad / total) / budget_ratio
     return WindowStats(end - start, good, bad, total, good / total, burn)
+
+
+def window_stats(
+    slo: SLO,
+    data: Series | Iterable[tuple[Timestamp, Number, Number]],
+    at: Timestamp,
+    window: float | str,
+) -> WindowStats:
+    """SLI and burn rate of ``slo`` over any window ending at ``at`` (``"2h"`` or seconds).
+
+    A window shorter than the bucket size raises
+    :class:`~pytest_reliability.errors.SLOWindowError`, as in :func:`evaluate`.
+    """
+    series = data if isinstance(data, Series) else Series.from_buckets(data, sli=slo.sli)
+    seconds = parse_duration(window) if isinstance(window, str) else float(window)
+    if not seconds > 0:
+        raise SLOWindowError(f"window {window!r} is empty", window=str(window))
+    series.check_window(seconds)
+    when = to_seconds(at)
+    return _stats(series, slo.error_budget_ratio, when - seconds, when)
 
 
 def evaluate(
