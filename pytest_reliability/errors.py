@@ -13,7 +13,14 @@ The tree::
     │   ├── InvalidAuditField         oversized action, actor or target; details not JSON
     │   ├── InvalidIdempotencyKey     not 1..255 printable ASCII characters
     │   ├── PayloadTooLarge           payload over the configured limit
-    │   └── PayloadNotSerializable    payload or response not encodable as canonical JSON
+    │   ├── PayloadNotSerializable    payload or response not encodable as canonical JSON
+    │   └── SLOError                  an SLO, its data or its spec is malformed (no partial result)
+    │       ├── SLOObjectiveError     objective outside (0, 100]
+    │       ├── SLOWindowError        unknown or malformed window, or shorter than the buckets
+    │       ├── SLODataError          negative or non-finite count, good > total, naive time
+    │       │   └── SLOCounterError   a counter went down and it was not a reset
+    │       ├── SlothSpecError        malformed Sloth YAML; names the line and the field
+    │       └── SLOScrapeError        a Prometheus text scrape or a series selector is malformed
     ├── TenantRequired                no tenant in the context (fail closed, never a default)
     ├── StoreUnavailable              a backing store cannot be reached or read
     │   ├── StoreDataLost             the store's marker is gone: it lost acknowledged state
@@ -67,6 +74,13 @@ __all__ = [
     "ReliabilityError",
     "ReplayedFailure",
     "ReportError",
+    "SLOCounterError",
+    "SLODataError",
+    "SLOError",
+    "SLOObjectiveError",
+    "SLOScrapeError",
+    "SLOWindowError",
+    "SlothSpecError",
     "StoreDataLost",
     "StoreUnavailable",
     "TenantRequired",
@@ -112,6 +126,55 @@ class PayloadTooLarge(InvalidInput):
 
 class PayloadNotSerializable(InvalidInput):
     """A payload or a response cannot be encoded as canonical JSON; nothing was stored."""
+
+
+class SLOError(InvalidInput):
+    """An SLO, the data fed to it or its spec is malformed; nothing was evaluated."""
+
+
+class SLOObjectiveError(SLOError):
+    """An objective is outside (0, 100] percent. ``objective`` is the value given."""
+
+    def __init__(self, message: str, *, objective: object) -> None:
+        super().__init__(message)
+        self.objective = objective
+
+
+class SLOWindowError(SLOError):
+    """A window is unknown or malformed, or shorter than the bucket size. ``window`` names it."""
+
+    def __init__(self, message: str, *, window: str) -> None:
+        super().__init__(message)
+        self.window = window
+
+
+class SLODataError(SLOError):
+    """A bucket is invalid (negative or non-finite count, good > total, naive timestamp).
+
+    ``index`` is the position of the first offending bucket in the input, when known.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class SLOCounterError(SLODataError):
+    """A cumulative counter went down while the total did not reset (not a counter reset)."""
+
+
+class SlothSpecError(SLOError):
+    """A Sloth ``prometheus/v1`` spec is malformed. ``line`` (1-based) and ``field`` locate it."""
+
+    def __init__(self, message: str, *, line: int | None, field: str) -> None:
+        where = f"line {line}: " if line is not None else ""
+        super().__init__(f"{where}{field}: {message}")
+        self.line = line
+        self.field = field
+
+
+class SLOScrapeError(SLOError):
+    """A Prometheus text-format scrape or a series selector cannot be parsed."""
 
 
 class TenantRequired(ReliabilityError):

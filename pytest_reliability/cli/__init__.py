@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pytest_reliability._version import __version__
-from pytest_reliability.cli import _audit, _report
+from pytest_reliability.cli import _audit, _report, _slo
 from pytest_reliability.errors import ReliabilityError
 
 __all__ = ["build_parser", "main"]
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _audit.register(commands)
     _report.register(commands)
+    _slo.register(commands)
     return parser
 
 

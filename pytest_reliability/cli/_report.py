@@ -45,6 +45,10 @@ def register(commands: Any) -> None:
     merge.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     merge.set_defaults(handler=_merge)
 
+    from pytest_reliability.cli import _report_slo
+
+    _report_slo.register(sub)
+
 
 def _validate(args: argparse.Namespace) -> int:
     from pytest_reliability.report import read_report, violations

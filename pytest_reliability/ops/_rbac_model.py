@@ -29,6 +29,7 @@ class Permission(StrEnum):
     DEGRADATION_READ = "ops.degradation.read"
     DEGRADATION_SET = "ops.degradation.set"
     AUDIT_READ = "ops.audit.read"
+    SLO_READ = "ops.slo.read"
 
 
 @final
@@ -66,6 +67,9 @@ _registry: dict[str, PermissionSpec] = {
     ),
     Permission.AUDIT_READ: PermissionSpec(
         Permission.AUDIT_READ, "tenant", "read one tenant's audit events"
+    ),
+    Permission.SLO_READ: PermissionSpec(
+        Permission.SLO_READ, "platform", "see SLO status: error budget, burn rates, alerts"
     ),
 }
 
@@ -113,6 +117,7 @@ _READS = (
     Permission.HEALTH_READ,
     Permission.READINESS_READ,
     Permission.DEGRADATION_READ,
+    Permission.SLO_READ,
 )
 
 BUILTIN_ROLES: dict[str, tuple[Permission, ...]] = {

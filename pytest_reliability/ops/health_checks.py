@@ -14,7 +14,8 @@ statuses only, no values, no reasons. With ``ctx`` it is the detailed view and r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, final
 
@@ -206,19 +207,30 @@ def get_health_snapshot(
     clock: Clock | None = None,
     db_timeout: float = DEFAULT_DB_TIMEOUT,
     db_slow_ms: float = DEFAULT_DB_SLOW_MS,
+    extra_checks: Sequence[Callable[[datetime], HealthCheck]] = (),
 ) -> HealthSnapshot:
     """Take a health snapshot; the detailed view (``ctx`` given) needs ``ops.health.read``.
 
     The database ping runs with a deadline of ``db_timeout`` seconds and warns above
     ``db_slow_ms``; a stale kill switch store fails the snapshot (every switch reads engaged).
+    ``extra_checks`` are called with the snapshot's instant (an SLO budget check, for one); one
+    that raises fails the snapshot with the error as its output.
     """
     if ctx is not None:
         require_ops_permission(session, ctx, Permission.HEALTH_READ, target="health")
-    now = _iso((clock or system_clock).now())
+    instant = (clock or system_clock).now()
+    now = _iso(instant)
     checks = [_database_check(session, now, db_timeout, db_slow_ms), *_process_checks(now)]
     for extra in (_kill_switch_check(session, now), _degradation_check(session, now)):
         if extra is not None:
             checks.append(extra)
+    for index, plugged in enumerate(extra_checks):
+        try:
+            checks.append(replace(plugged(instant), time=now))
+        except Exception as exc:  # fail closed: a check that cannot answer fails
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            key = str(getattr(plugged, "key", f"extra:{index}"))
+            checks.append(HealthCheck(key, "fail", "component", None, None, error, now))
     worst: Status = max((c.status for c in checks), key=_RANK.__getitem__, default="pass")
     failing = [f"{c.key}: {c.output}" for c in checks if c.status != "pass" and c.output]
     return HealthSnapshot(
