@@ -47,8 +47,9 @@ def check_engine(engine: object, *, user: str) -> Backend:
     """
     if not isinstance(engine, Engine):
         raise ConfigurationError(
-            f"{user} needs a synchronous sqlalchemy.engine.Engine, not {type(engine).__name__}"
-            " (for an AsyncEngine, build a sync engine on the same database)"
+            f"{user} needs a synchronous sqlalchemy.engine.Engine, not {type(engine).__name__}:"
+            " create one with sqlalchemy.create_engine(url) or pytest_reliability.db.make_engine"
+            "(url) (for an AsyncEngine, a sync engine on the same database)"
         )
     backend = engine.dialect.name
     if backend not in _SUPPORTED_DRIVERS:
