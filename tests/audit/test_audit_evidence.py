@@ -162,10 +162,9 @@ def test_a_value_of_the_wrong_type_is_a_break(
 
 _MEASURE = r"""
 import json, resource, sys
-import sqlalchemy as sa
 from pytest_reliability.audit import AuditLog
-from pytest_reliability.cli._audit import read_only_engine
-engine = read_only_engine(sys.argv[1])
+from pytest_reliability.db import make_engine
+engine = make_engine(sys.argv[1])
 log = AuditLog(engine)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 result = log.verify()
