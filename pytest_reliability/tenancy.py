@@ -9,8 +9,8 @@ Tenant ids are 1 to 64 characters from ``A-Z a-z 0-9 . _ : -``, starting with a 
 That set is safe in log lines, metric labels, Redis keys and SQL identifiers-as-values alike.
 
 Platform-wide operations (kill switches, degradation) run in :data:`PLATFORM_SCOPE`, which no
-tenant id can name: its text ``@platform`` is outside the tenant character set, and only the one
-:class:`PlatformScope` object is accepted for it, so a tenant id taken from a request (always a
+tenant id can name: its text ``@platform`` is outside the tenant character set, and only
+a :class:`PlatformScope` object is accepted for it, so a tenant id taken from a request (always a
 plain ``str``) can never enter the platform scope. ``"platform"`` is an ordinary tenant id.
 """
 
@@ -43,7 +43,7 @@ _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 @final
 class PlatformScope(str):
     """The type of :data:`PLATFORM_SCOPE`: a ``str`` (it is stored as the audit chain's tenant
-    id) that the tenant validation accepts only as that one object, never as text."""
+    id) that the tenant validation accepts only as this type, never as text."""
 
     __slots__ = ()
 
@@ -58,7 +58,8 @@ def validate_tenant_id(tenant_id: object) -> str:
 
     :data:`PLATFORM_SCOPE` itself passes (the platform's own scope); its text does not.
     """
-    if tenant_id is PLATFORM_SCOPE:
+    if isinstance(tenant_id, PlatformScope):
+        # Only code makes one (a copy of PLATFORM_SCOPE included); request data is plain str.
         return PLATFORM_SCOPE
     if not isinstance(tenant_id, str):
         raise InvalidTenant(f"tenant id must be a str, not {type(tenant_id).__name__}")
