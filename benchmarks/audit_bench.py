@@ -112,11 +112,17 @@ def _run_writers(
     return max(elapsed)
 
 
-def bench_append(events: int, rounds: int) -> list[tuple[str, int, int, float, float, float]]:
+def bench_append(
+    events: int,
+    rounds: int,
+    backends: tuple[str, ...] = ("sqlite", "postgres"),
+    single: bool = False,
+) -> list[tuple[str, int, int, float, float, float]]:
     """Return (backend, writers, tenants, ours events/s, raw events/s, ratio) rows."""
     rows = []
-    for backend in ("sqlite", "postgres"):
-        for writers, tenants in ((1, 1), (8, 8), (8, 1)):
+    layouts = ((1, 1),) if single else ((1, 1), (8, 8), (8, 1))
+    for backend in backends:
+        for writers, tenants in layouts:
             ours_t, raw_t = [], []
             for _ in range(rounds):
                 if backend == "sqlite":
@@ -255,6 +261,8 @@ def main() -> None:
     parser.add_argument("--verify-events", type=int, default=100_000)
     parser.add_argument("--skip-append", action="store_true")
     parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default=None)
+    parser.add_argument("--single-writer", action="store_true", help="one writer only")
     parser.add_argument("--sync-cost", action="store_true", help="SQLite FULL against NORMAL")
     args = parser.parse_args()
     if args.sync_cost:
@@ -271,7 +279,12 @@ def main() -> None:
             "| ratio |"
         )
         print("|---|---|---|---|---|---|")
-        for backend, writers, tenants, ours, raw, ratio in bench_append(args.events, args.rounds):
+        for backend, writers, tenants, ours, raw, ratio in bench_append(
+            args.events,
+            args.rounds,
+            (args.backend,) if args.backend else ("sqlite", "postgres"),
+            args.single_writer,
+        ):
             print(
                 f"| {backend} | {writers} | {tenants} | {ours:,.0f} | {raw:,.0f} | {ratio:.2f}x |"
             )
