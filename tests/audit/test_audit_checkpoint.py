@@ -169,7 +169,7 @@ def test_attacks_pass_the_chain_and_fail_the_checkpoint(
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert out.returncode == 1, out.stderr
     assert "BROKEN" in out.stdout
@@ -247,7 +247,7 @@ def test_an_altered_or_foreign_checkpoint_is_refused(
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert out.returncode == 2
     assert "cannot use the checkpoints" in out.stderr
@@ -266,7 +266,7 @@ def test_the_command_line_signs_and_checks(
             [sys.executable, "-m", "pytest_reliability", "audit", *args],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
         )
 
     assert cli("keygen", "--private-key", str(private), "--public-key", str(public)).returncode == 0

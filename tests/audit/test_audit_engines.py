@@ -48,7 +48,7 @@ def _read_back_elsewhere(url: str) -> dict[str, object]:
         [sys.executable, "-c", _READER, plain_url(url)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)  # type: ignore[no-any-return]
@@ -69,7 +69,7 @@ def _append_from_threads(log: AuditLog, threads: int, each: int) -> list[AuditEv
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=120)
+        w.join(timeout=300)
     return acknowledged
 
 
