@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python3 benchmarks/audit_bench.py [--events 400] [--rounds 3] [--verify-events 100000]
+    python3 benchmarks/audit_bench.py --skip-append --sync-cost --events 1000   # FULL vs NORMAL
 
 Append: for SQLite (a file) and the real PostgreSQL, with 1 and 8 writer processes starting
 together, each round times our ``AuditLog.append`` and, alternating, a raw insert of rows of the
@@ -11,6 +12,9 @@ definition without the chain (no head row, no lock, no hash). The ratio is ours 
 
 Verify: 100,000 chained events are written in bulk, then ``AuditLog.verify()`` reads and re-hashes
 them all in this one process; reported in events per second.
+
+Sync cost (``--sync-cost``): one SQLite writer, our append and the raw insert, each with
+``synchronous = NORMAL`` and with ``FULL`` (what ``make_engine`` sets), alternating in one run.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -30,7 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import services
 from pytest_reliability.audit import AuditLog
-from pytest_reliability.audit._chain import GENESIS_HASH, ChainRow, event_hash
+from pytest_reliability.audit._chain import (
+    GENESIS_HASH,
+    ChainRow,
+    Head,
+    RowsLookup,
+    event_hash,
+    verify_tenant,
+)
 from pytest_reliability.audit._schema import audit_events, audit_heads
 from pytest_reliability.db import create_schema, make_engine
 
@@ -67,7 +79,9 @@ def _prepare(url: str) -> None:
     engine.dispose()
 
 
-def _run_writers(url: str, writers: int, tenants: int, events: int, raw: bool) -> float:
+def _run_writers(
+    url: str, writers: int, tenants: int, events: int, raw: bool, synchronous: str | None = None
+) -> float:
     start_at = time.time() + 1.5  # every writer imports and connects before the start line
     procs = [
         subprocess.Popen(
@@ -81,6 +95,7 @@ def _run_writers(url: str, writers: int, tenants: int, events: int, raw: bool) -
                 "--start-at",
                 str(start_at),
                 *(["--raw"] if raw else []),
+                *(["--synchronous", synchronous] if synchronous else []),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -97,11 +112,17 @@ def _run_writers(url: str, writers: int, tenants: int, events: int, raw: bool) -
     return max(elapsed)
 
 
-def bench_append(events: int, rounds: int) -> list[tuple[str, int, int, float, float, float]]:
+def bench_append(
+    events: int,
+    rounds: int,
+    backends: tuple[str, ...] = ("sqlite", "postgres"),
+    single: bool = False,
+) -> list[tuple[str, int, int, float, float, float]]:
     """Return (backend, writers, tenants, ours events/s, raw events/s, ratio) rows."""
     rows = []
-    for backend in ("sqlite", "postgres"):
-        for writers, tenants in ((1, 1), (8, 8), (8, 1)):
+    layouts = ((1, 1),) if single else ((1, 1), (8, 8), (8, 1))
+    for backend in backends:
+        for writers, tenants in layouts:
             ours_t, raw_t = [], []
             for _ in range(rounds):
                 if backend == "sqlite":
@@ -119,6 +140,21 @@ def bench_append(events: int, rounds: int) -> list[tuple[str, int, int, float, f
             ours, raw = statistics.median(ours_t), statistics.median(raw_t)
             rows.append((backend, writers, tenants, total / ours, total / raw, ours / raw))
     return rows
+
+
+def bench_sync_cost(events: int, rounds: int) -> list[tuple[str, str, float]]:
+    """Return (what, synchronous, events/s) for one SQLite writer, NORMAL and FULL alternating."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for level in ("NORMAL", "FULL"):
+            url = f"sqlite:///{tempfile.mkdtemp()}/sync.db"
+            _prepare(url)
+            for raw in (True, False):
+                elapsed = _run_writers(url, 1, 1, events, raw=raw, synchronous=level)
+                times.setdefault(("raw insert" if raw else "AuditLog.append", level), []).append(
+                    elapsed
+                )
+    return [(what, level, events / statistics.median(t)) for (what, level), t in times.items()]
 
 
 def _bulk_chain(url: str, count: int) -> None:
@@ -159,8 +195,30 @@ def _bulk_chain(url: str, count: int) -> None:
     engine.dispose()
 
 
+def _verify_with_named_cursor(engine: sa.engine.Engine) -> int:
+    """The previous PostgreSQL read path, for comparison: a server-side cursor, 20,000 a fetch."""
+    with engine.connect() as conn, conn.begin():
+        dbapi: Any = conn.connection.driver_connection
+        cursor = dbapi.cursor(name="bench_verify", binary=True)
+        cursor.itersize = 20_000
+        cursor.execute(
+            f"SELECT {', '.join(ChainRow._fields)} FROM audit_events "
+            "WHERE tenant_id = %s ORDER BY seq, id",
+            ("bench",),
+        )
+        head = Head(
+            *conn.exec_driver_sql(
+                "SELECT last_seq, last_hash FROM audit_heads WHERE tenant_id = 'bench'"
+            ).one()
+        )
+        checked, broken = verify_tenant("bench", cursor, head, RowsLookup([]))
+        cursor.close()
+    assert broken is None, broken
+    return checked
+
+
 def bench_verify(count: int) -> list[tuple[str, float]]:
-    """Return (backend, events/s) for verifying ``count`` events."""
+    """Return (read path, events/s) for verifying ``count`` events."""
     out = []
     tmp = tempfile.mkdtemp()
     for backend in ("sqlite", "postgres"):
@@ -173,17 +231,25 @@ def bench_verify(count: int) -> list[tuple[str, float]]:
         engine = make_engine(url)
         log = AuditLog(engine)
         log.verify()  # warm caches
-        times = []
+        times, anchor = [], []
         for _ in range(3):
             began = time.perf_counter()
             result = log.verify()
             times.append(time.perf_counter() - began)
             assert result.ok, result
             assert result.events_checked == count, result
+            if backend == "postgres":
+                began = time.perf_counter()
+                assert _verify_with_named_cursor(engine) == count
+                anchor.append(time.perf_counter() - began)
         engine.dispose()
         if schema:
             _drop_pg_schema(schema)
-        out.append((backend, count / min(times)))
+        if backend == "postgres":
+            out.append(("PostgreSQL, COPY ... TO STDOUT (AuditLog.verify)", count / min(times)))
+            out.append(("PostgreSQL, server-side cursor (previous)", count / min(anchor)))
+        else:
+            out.append(("SQLite (AuditLog.verify)", count / min(times)))
     return out
 
 
@@ -194,19 +260,38 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--verify-events", type=int, default=100_000)
     parser.add_argument("--skip-append", action="store_true")
+    parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default=None)
+    parser.add_argument("--single-writer", action="store_true", help="one writer only")
+    parser.add_argument("--sync-cost", action="store_true", help="SQLite FULL against NORMAL")
     args = parser.parse_args()
+    if args.sync_cost:
+        rates = {(w, lvl): r for w, lvl, r in bench_sync_cost(args.events, args.rounds)}
+        print("| SQLite, one writer | NORMAL events/s | FULL events/s | FULL cost |")
+        print("|---|---|---|---|")
+        for what in ("raw insert", "AuditLog.append"):
+            normal, full = rates[(what, "NORMAL")], rates[(what, "FULL")]
+            print(f"| {what} | {normal:,.0f} | {full:,.0f} | {normal / full:.2f}x the time |")
+        print()
     if not args.skip_append:
         print(
             "| backend | writers | tenants | AuditLog.append events/s | raw insert events/s "
             "| ratio |"
         )
         print("|---|---|---|---|---|---|")
-        for backend, writers, tenants, ours, raw, ratio in bench_append(args.events, args.rounds):
+        for backend, writers, tenants, ours, raw, ratio in bench_append(
+            args.events,
+            args.rounds,
+            (args.backend,) if args.backend else ("sqlite", "postgres"),
+            args.single_writer,
+        ):
             print(
                 f"| {backend} | {writers} | {tenants} | {ours:,.0f} | {raw:,.0f} | {ratio:.2f}x |"
             )
+    if args.skip_verify:
+        return
     print()
-    print(f"| backend | verify events/s (one core, {args.verify_events} events) |")
+    print(f"| read path | verify events/s (one core, {args.verify_events} events) |")
     print("|---|---|")
     for backend, rate in bench_verify(args.verify_events):
         print(f"| {backend} | {rate:,.0f} |")

@@ -10,14 +10,32 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 
-def _append(url: str, tenant: str, count: int, start_barrier: float) -> float:
-    from pytest_reliability.audit import AuditLog
+def _engine(url: str, synchronous: str | None) -> Any:
+    """make_engine's engine; on SQLite optionally with another ``synchronous`` level."""
+    from sqlalchemy import event
+
     from pytest_reliability.db import make_engine
-    from pytest_reliability.tenancy import tenant_scope
 
     engine = make_engine(url)
+    if synchronous and engine.dialect.name == "sqlite":
+        # Registered after make_engine's own "connect" listener, so it runs last and wins.
+        @event.listens_for(engine, "connect")
+        def _level(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute(f"PRAGMA synchronous = {synchronous}")
+
+    return engine
+
+
+def _append(
+    url: str, tenant: str, count: int, start_barrier: float, synchronous: str | None
+) -> float:
+    from pytest_reliability.audit import AuditLog
+    from pytest_reliability.tenancy import tenant_scope
+
+    engine = _engine(url, synchronous)
     log = AuditLog(engine)
     with tenant_scope(tenant):
         log.append("writer.warmup", actor="bench", target="warmup", outcome="ok")
@@ -36,13 +54,11 @@ def _append(url: str, tenant: str, count: int, start_barrier: float) -> float:
     return elapsed
 
 
-def _raw(url: str, tenant: str, count: int, start_barrier: float) -> float:
+def _raw(url: str, tenant: str, count: int, start_barrier: float, synchronous: str | None) -> float:
     """Insert the same shape of rows through the bare driver, one autocommit INSERT per row."""
     import uuid
 
-    from pytest_reliability.db import make_engine
-
-    engine = make_engine(url)
+    engine = _engine(url, synchronous)
     raw = engine.raw_connection()
     dbapi = raw.driver_connection
     assert dbapi is not None
@@ -102,9 +118,10 @@ def main() -> None:
     parser.add_argument("count", type=int)
     parser.add_argument("--raw", action="store_true")
     parser.add_argument("--start-at", type=float, default=0.0)
+    parser.add_argument("--synchronous", choices=["NORMAL", "FULL"], default=None)
     args = parser.parse_args()
     fn = _raw if args.raw else _append
-    print(f"{fn(args.url, args.tenant, args.count, args.start_at):.6f}")
+    print(f"{fn(args.url, args.tenant, args.count, args.start_at, args.synchronous):.6f}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ The tree::
     │   ├── StoreDataLost             the store's marker is gone: it lost acknowledged state
     │   └── IdempotencyUnavailable    (also an IdempotencyError) the handler did not run
     ├── AuditError
-    │   └── AuditIntegrityError       the hash chain is broken; names the first break
+    │   ├── AuditIntegrityError       the hash chain is broken; names the first break
+    │   └── AuditCheckpointError      a signed checkpoint is malformed, altered or not ours
     ├── IdempotencyError
     │   ├── IdempotencyKeyMismatch    same key, another payload fingerprint (HTTP 422)
     │   ├── IdempotencyInProgress     a first delivery holds the key (HTTP 409)
@@ -50,6 +51,7 @@ The tree::
 from __future__ import annotations
 
 __all__ = [
+    "AuditCheckpointError",
     "AuditError",
     "AuditIntegrityError",
     "ChaosDisabled",
@@ -209,6 +211,13 @@ class AuditIntegrityError(AuditError):
         self.tenant = tenant
         self.sequence = sequence
         self.kind = kind
+
+
+class AuditCheckpointError(AuditError):
+    """A signed audit checkpoint cannot be read, is malformed, or does not verify with the key.
+
+    Fail closed: a checkpoint that cannot be trusted is an error, never silently skipped.
+    """
 
 
 class IdempotencyError(ReliabilityError):

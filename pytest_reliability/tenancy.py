@@ -7,6 +7,11 @@ raises :class:`~pytest_reliability.errors.TenantRequired` (fail closed).
 
 Tenant ids are 1 to 64 characters from ``A-Z a-z 0-9 . _ : -``, starting with a letter or digit.
 That set is safe in log lines, metric labels, Redis keys and SQL identifiers-as-values alike.
+
+Platform-wide operations (kill switches, degradation) run in :data:`PLATFORM_SCOPE`, which no
+tenant id can name: its text ``@platform`` is outside the tenant character set, and only
+a :class:`PlatformScope` object is accepted for it, so a tenant id taken from a request (always a
+plain ``str``) can never enter the platform scope. ``"platform"`` is an ordinary tenant id.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Final, final
 
 from pytest_reliability.errors import InvalidTenant, TenantRequired
 
 __all__ = [
+    "PLATFORM_SCOPE",
     "TENANT_ID_MAX_LENGTH",
+    "PlatformScope",
     "current_tenant",
     "current_tenant_or_none",
     "tenant_scope",
@@ -30,11 +38,29 @@ TENANT_ID_MAX_LENGTH = 64
 """The longest tenant id accepted."""
 
 _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
+@final
+class PlatformScope(str):
+    """The type of :data:`PLATFORM_SCOPE`: a ``str`` (it is stored as the audit chain's tenant
+    id) that the tenant validation accepts only as this type, never as text."""
+
+    __slots__ = ()
+
+
+PLATFORM_SCOPE: Final = PlatformScope("@platform")
+"""The scope of platform-wide operations; its audit chain is stored under ``@platform``."""
 _current: ContextVar[str | None] = ContextVar("pytest_reliability_tenant", default=None)
 
 
 def validate_tenant_id(tenant_id: object) -> str:
-    """Return ``tenant_id`` if it is a valid tenant id, else raise :class:`InvalidTenant`."""
+    """Return ``tenant_id`` if it is a valid tenant id, else raise :class:`InvalidTenant`.
+
+    :data:`PLATFORM_SCOPE` itself passes (the platform's own scope); its text does not.
+    """
+    if isinstance(tenant_id, PlatformScope):
+        # Only code makes one (a copy of PLATFORM_SCOPE included); request data is plain str.
+        return PLATFORM_SCOPE
     if not isinstance(tenant_id, str):
         raise InvalidTenant(f"tenant id must be a str, not {type(tenant_id).__name__}")
     if not tenant_id:
@@ -45,8 +71,13 @@ def validate_tenant_id(tenant_id: object) -> str:
         )
     if _TENANT_RE.fullmatch(tenant_id) is None:
         raise InvalidTenant(
-            f"tenant id {tenant_id!r} has characters outside A-Z a-z 0-9 . _ : - "
+            f"tenant id {str(tenant_id)!r} has characters outside A-Z a-z 0-9 . _ : - "
             "or does not start with a letter or digit"
+            + (
+                " (the platform scope is PLATFORM_SCOPE, never text)"
+                if tenant_id == PLATFORM_SCOPE
+                else ""
+            )
         )
     return tenant_id
 
@@ -59,9 +90,10 @@ def tenant_scope(tenant_id: str) -> Iterator[str]:
     ...     current_tenant()
     'acme'
     """
-    token = _current.set(validate_tenant_id(tenant_id))
+    tenant = validate_tenant_id(tenant_id)
+    token = _current.set(tenant)
     try:
-        yield tenant_id
+        yield tenant
     finally:
         _current.reset(token)
 

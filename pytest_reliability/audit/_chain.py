@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pytest_reliability._canonical_json import canonical_array
 from pytest_reliability._canonical_json import (  # re-exported: audit's public canonical_json
@@ -131,6 +131,7 @@ class VerifyResult:
     tenants_checked: int
     break_: ChainBreak | None = None
     tenants: tuple[str, ...] = field(default=())
+    checkpoints_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -157,25 +158,91 @@ class Head(NamedTuple):
 _BRUTE_FORCE_LIMIT = 100_000
 
 
+class ChainLookup(Protocol):
+    """Point reads into one tenant's stored chain, for telling what kind a break is.
+
+    Verification streams the chain once and keeps only the previous hash; these reads are made
+    only after a break, each returning a few rows, so memory stays flat however long the chain.
+    """
+
+    def at_seq(self, seq: int) -> list[ChainRow]:
+        """Every stored row claiming sequence ``seq``."""
+
+    def seq_of_hash(self, hash_: str) -> int | None:
+        """The sequence of a row whose stored hash is ``hash_``, if any."""
+
+    def seq_of_prev(self, hash_: str) -> int | None:
+        """The sequence of a row whose previous hash is ``hash_``, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowsLookup:
+    """A :class:`ChainLookup` over rows already in memory (the in-memory log)."""
+
+    rows: list[ChainRow]
+
+    def at_seq(self, seq: int) -> list[ChainRow]:
+        """Every row claiming sequence ``seq``."""
+        return [r for r in self.rows if r.seq == seq]
+
+    def seq_of_hash(self, hash_: str) -> int | None:
+        """The sequence of the last row whose hash is ``hash_``."""
+        found = [r.seq for r in self.rows if r.hash == hash_]
+        return found[-1] if found else None
+
+    def seq_of_prev(self, hash_: str) -> int | None:
+        """The sequence of the last row whose previous hash is ``hash_``."""
+        found = [r.seq for r in self.rows if r.prev_hash == hash_]
+        return found[-1] if found else None
+
+
+_NULL = type(None)
+# The Python type each column must come back as; SQLite's dynamic typing can store anything.
+_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("tenant_id", (str,)),
+    ("seq", (int,)),
+    ("event_id", (str,)),
+    ("occurred_at_us", (int,)),
+    ("action", (str,)),
+    ("actor", (str,)),
+    ("target", (str,)),
+    ("outcome", (str,)),
+    ("details", (str,)),
+    ("correlation_id", (str, _NULL)),
+    ("prev_hash", (str,)),
+    ("hash", (str,)),
+)
+
+
+def _type_problem(raw: tuple[Any, ...]) -> str | None:
+    """Name the first column holding a value of the wrong type (SQLite stores any type)."""
+    for (name, types), value in zip(_TYPES, raw, strict=True):
+        if type(value) not in types:
+            wanted = " or ".join("NULL" if t is _NULL else t.__name__ for t in types)
+            return f"column {name} holds a {type(value).__name__}, not {wanted}"
+    return None
+
+
 def _classify_bad_hash(
-    row: ChainRow, position: int, rows: list[ChainRow], head: Head | None
+    row: ChainRow, position: int, lookup: ChainLookup, head: Head | None
 ) -> ChainBreak:
     """Tell a moved event from a changed one, for the slow path only.
 
     A moved event still hashes correctly at the position it was written at. Try the positions
     its neighbours point to first, then (for chains of reasonable length) every position.
     """
-    by_hash = {r.hash: r.seq for r in rows}
-    by_prev = {r.prev_hash: r.seq for r in rows}
     candidates: list[int] = []
-    if row.prev_hash in by_hash:
-        candidates.append(by_hash[row.prev_hash] + 1)
-    if row.hash in by_prev:
-        candidates.append(by_prev[row.hash] - 1)
+    before = lookup.seq_of_hash(row.prev_hash)
+    if before is not None:
+        candidates.append(before + 1)
+    after = lookup.seq_of_prev(row.hash)
+    if after is not None:
+        candidates.append(after - 1)
     if head is not None and row.hash == head.last_hash:
         candidates.append(head.last_seq)
-    if len(rows) <= _BRUTE_FORCE_LIMIT:
-        candidates.extend(r.seq for r in rows)
+    upper = max(position, head.last_seq if head is not None else 0)
+    if upper <= _BRUTE_FORCE_LIMIT:
+        candidates.extend(range(1, upper + 1))
     for seq in dict.fromkeys(candidates):
         if seq != row.seq and event_hash(row, seq) == row.hash:
             return ChainBreak(
@@ -193,32 +260,42 @@ def verify_tenant(
     tenant_id: str,
     rows: Iterable[tuple[Any, ...]],
     head: Head | None,
-    load_all: Callable[[], list[ChainRow]],
+    lookup: ChainLookup,
 ) -> tuple[int, ChainBreak | None]:
     """Verify one tenant's rows (ordered by sequence, then insertion) against its head.
 
     Returns the number of rows checked and the first break, if any. The pass keeps nothing but
-    the previous hash; only a break calls ``load_all`` (every row of the tenant, in the same
-    order) to tell what kind of break it is.
+    the previous hash; only a break asks ``lookup`` for the few rows that tell its kind. A value
+    of the wrong type (possible on SQLite) is a ``changed`` break naming the column.
     """
     expected = 1
     prev = GENESIS_HASH
     checked = 0
-    for raw in rows:
+    stream = iter(rows)
+    for raw in stream:
         checked += 1
-        seq = raw[1]
-        if seq != expected or event_hash(raw) != raw[11] or raw[10] != prev:
-            row = ChainRow(*raw)
-        else:
+        try:
+            intact = raw[1] == expected and raw[10] == prev and event_hash(raw) == raw[11]
+        except (TypeError, ValueError):
+            intact = False
+        if intact:
             prev = raw[11]
             expected += 1
             continue
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # end the stream before ``lookup`` reads on the same connection
+        problem = _type_problem(raw)
+        if problem is not None:
+            return checked, ChainBreak(tenant_id, expected, "changed", problem)
+        row = ChainRow(*raw)
+        seq = row.seq
         if seq != expected:
             if seq > expected:
                 return checked, ChainBreak(
                     tenant_id, expected, "deleted", f"sequence {expected} is missing"
                 )
-            rivals = [r for r in load_all() if r.seq == seq and r.event_id != row.event_id]
+            rivals = [r for r in lookup.at_seq(seq) if r.event_id != row.event_id]
             if any(r.prev_hash == row.prev_hash for r in rivals) and event_hash(row) == row.hash:
                 return checked, ChainBreak(
                     tenant_id, seq, "forked", f"two events claim sequence {seq}"
@@ -227,7 +304,7 @@ def verify_tenant(
                 tenant_id, seq, "inserted", f"event {row.event_id} duplicates sequence {seq}"
             )
         if event_hash(row) != row.hash:
-            return checked, _classify_bad_hash(row, seq, load_all(), head)
+            return checked, _classify_bad_hash(row, seq, lookup, head)
         if row.prev_hash != prev:
             return checked, ChainBreak(
                 tenant_id,
@@ -235,8 +312,8 @@ def verify_tenant(
                 "inserted",
                 f"event {row.event_id} does not link to the event before it",
             )
-        prev = row.hash
-        expected += 1
+        # Unreachable while the fast check and the ones above agree; never read as intact.
+        return checked, ChainBreak(tenant_id, seq, "changed", f"event {row.event_id} is unreadable")
     last = expected - 1
     if head is None:
         if last:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -21,74 +20,39 @@ from pytest_reliability.audit._chain import (
     ChainBreak,
     ChainRow,
     Head,
+    RowsLookup,
     VerifyResult,
     canonical_json,
     event_hash,
     to_micros,
     verify_tenant,
 )
+from pytest_reliability.audit._dialect import AuditDialect, dialect_for, engine_guard
 from pytest_reliability.audit._redact import redact
-from pytest_reliability.audit._schema import (
-    _NOT_EXTENDING,
-    ACTION_MAX,
-    ACTOR_MAX,
-    OUTCOME_MAX,
-    TARGET_MAX,
-    audit_events,
-    audit_heads,
-)
+from pytest_reliability.audit._schema import ACTION_MAX, ACTOR_MAX, OUTCOME_MAX, TARGET_MAX
 from pytest_reliability.clock import system_clock
-from pytest_reliability.db._engine import (
-    advisory_lock_key,
-    is_postgres,
-    is_sqlite,
-    pg_advisory_xact_lock,
-)
 from pytest_reliability.errors import AuditError, InvalidAuditField, StoreUnavailable
 from pytest_reliability.ids import current_correlation_id, new_id
 from pytest_reliability.protocols import Clock
 from pytest_reliability.tenancy import current_tenant, validate_tenant_id
 
+if TYPE_CHECKING:
+    from pytest_reliability.audit._checkpoint import (
+        Checkpoint,
+        CheckpointDestination,
+        SigningKey,
+        VerifyKey,
+    )
+    from pytest_reliability.audit._verify import CheckpointSource
+
 DEFAULT_MAX_DETAILS_BYTES = 64 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-_COLUMNS = ", ".join(ChainRow._fields)
-_HEAD_SQL_QMARK = "SELECT last_seq, last_hash FROM audit_heads WHERE tenant_id = ?"
-_INSERT_SQL_QMARK = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
-_INSERT_SQL_FORMAT = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"
-_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
-_HEAD_SQL_FORMAT = "SELECT last_seq, last_hash FROM audit_heads WHERE tenant_id = %s"
-
-
 _OPTIMISTIC_ATTEMPTS = 3
 _LOCKED_ATTEMPTS = 50
-
-
-def _lost_race_check(engine: Engine) -> Callable[[BaseException], bool]:
-    """Return a test for "another writer took the position": retry, do not fail."""
-    if engine.dialect.name == "sqlite":
-        integrity = engine.dialect.loaded_dbapi.IntegrityError
-
-        def sqlite_lost(exc: BaseException) -> bool:
-            text = str(exc)
-            return isinstance(exc, integrity) and (
-                _NOT_EXTENDING in text or "audit_events.tenant_id, audit_events.seq" in text
-            )
-
-        return sqlite_lost
-    import psycopg.errors
-
-    def pg_lost(exc: BaseException) -> bool:
-        return isinstance(exc, psycopg.errors.SerializationFailure) or (
-            isinstance(exc, psycopg.errors.UniqueViolation)
-            and "uq_audit_events_tenant_seq" in str(exc)
-        )
-
-    return pg_lost
-
-
-def _lock_name(tenant: str) -> str:
-    return f"pytest_reliability.audit:{tenant}"
+# An append joining the caller's transaction takes the lock at once and cannot retry.
+_CALLER_ATTEMPTS = (True,)
+_OWN_ATTEMPTS = (False,) * _OPTIMISTIC_ATTEMPTS + (True,) * _LOCKED_ATTEMPTS
 
 
 AuditListener = Callable[[AuditEvent], None]
@@ -190,6 +154,11 @@ class _Base:
 class AuditLog(_Base):
     """The tamper-evident audit log on a SQLAlchemy engine (SQLite or PostgreSQL).
 
+    Takes any engine the service has (:func:`~pytest_reliability.db.make_engine` or plain
+    :func:`sqlalchemy.create_engine`, any pool); one that cannot keep a write is refused here
+    with :class:`~pytest_reliability.errors.ConfigurationError` (see
+    :func:`~pytest_reliability.db.check_engine`). An append is committed before it returns.
+
     Call :func:`pytest_reliability.db.create_schema` once before the first append. Appends for
     one tenant are serialised (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so
     concurrent writers in any number of threads or processes extend one gapless chain.
@@ -202,6 +171,7 @@ class AuditLog(_Base):
         clock: Clock | None = None,
         max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES,
     ) -> None:
+        self._dialect: AuditDialect = dialect_for(engine)
         super().__init__(clock, max_details_bytes)
         self.engine = engine
         # The last head this log wrote per tenant: a hint that saves a read, never trusted (the
@@ -218,7 +188,7 @@ class AuditLog(_Base):
         details: Mapping[str, Any] | None = None,
         connection: Connection | None = None,
     ) -> AuditEvent:
-        """Append one event for the current tenant and return it.
+        """Append one event for the current tenant and return it, committed.
 
         With ``connection``, the event joins the caller's transaction and commits or rolls back
         with it (on SQLite, begin that transaction with
@@ -230,9 +200,16 @@ class AuditLog(_Base):
         dbapi_errors = self.engine.dialect.loaded_dbapi
         try:
             if connection is not None:
-                row = self._append_in(connection, tenant, fields)
+                if not connection.in_transaction():
+                    connection.begin()  # what connection.execute() would do (autobegin)
+                row = self._append(connection.connection.driver_connection, tenant, fields, False)
             else:
-                row = self._append_own(tenant, fields)
+                with engine_guard(self.engine):
+                    raw = self.engine.raw_connection()
+                    try:
+                        row = self._append(raw.driver_connection, tenant, fields, True)
+                    finally:
+                        raw.close()
         except DBAPIError as exc:
             raise StoreUnavailable(f"audit append failed: {exc.orig}") from exc
         except SQLAlchemyError as exc:
@@ -245,124 +222,52 @@ class AuditLog(_Base):
         _notify(event)
         return event
 
-    def _append_in(
-        self, conn: Connection, tenant: str, fields: tuple[str, str, str, str, str]
+    def _append(
+        self, dbapi: Any, tenant: str, fields: tuple[str, str, str, str, str], own: bool
     ) -> ChainRow:
-        """Append inside the caller's SQLAlchemy transaction."""
-        if is_postgres(conn):
-            pg_advisory_xact_lock(conn, _lock_name(tenant))
-        head = conn.execute(
-            sa.select(audit_heads.c.last_seq, audit_heads.c.last_hash).where(
-                audit_heads.c.tenant_id == tenant
-            )
-        ).first()
-        seq = 1 if head is None else head.last_seq + 1
-        prev = GENESIS_HASH if head is None else head.last_hash
-        row = self._row(tenant, seq, prev, fields)
-        # The head row follows through the audit_events_advance_head trigger.
-        conn.execute(audit_events.insert().values(**row._asdict()))
-        return row
+        """The one append algorithm; ``own`` is whether the transaction is ours to run.
 
-    def _append_own(self, tenant: str, fields: tuple[str, str, str, str, str]) -> ChainRow:
-        """Append in a transaction of our own, through the bare DBAPI connection.
-
-        This is the hot path of every audited action, so it issues the fewest statements the
-        chain allows and skips SQLAlchemy's statement layer, which costs more per event than the
-        database work. Optimistic first: insert the next event after the head this log last saw
-        (read it when unknown) as one autocommit statement. The database refuses any event that
-        is not the next link of the tenant's chain (trigger ``audit_events_extend_head``, backed
-        by the unique key on (tenant, seq)), and a trigger moves the head in the same
-        transaction; so a writer whose head was stale is refused, never forks, and retries with
+        This is the hot path of every audited action, so it speaks to the driver directly and
+        issues the fewest statements the chain allows. Optimistic first: insert the next event
+        after the head this log last saw (read it when unknown). The database refuses any event
+        that is not the next link of the tenant's chain (trigger ``audit_events_extend_head``,
+        backed by the unique key on (tenant, seq)) and a trigger moves the head in the same
+        transaction, so a writer whose head was stale is refused, never forks, and retries with
         a fresh read. After :data:`_OPTIMISTIC_ATTEMPTS` lost races it takes the tenant's lock
-        (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so a hot tenant queues
-        instead of spinning.
+        first, so a hot tenant queues instead of spinning. Nothing is returned before the
+        dialect's commit.
         """
-        raw = self.engine.raw_connection()
-        try:
-            dbapi: Any = raw.driver_connection
-            sqlite = self.engine.dialect.name == "sqlite"
-            lost_race = _lost_race_check(self.engine)
-            attempts = [False] * _OPTIMISTIC_ATTEMPTS + [True] * _LOCKED_ATTEMPTS
-            for locked in attempts:
-                head = None if locked else self._heads.get(tenant)
-                try:
-                    if sqlite:
-                        row = self._append_sqlite(dbapi, tenant, fields, head, locked=locked)
-                    else:
-                        row = self._append_pg(dbapi, tenant, fields, head, locked=locked)
-                except Exception as exc:
-                    self._heads.pop(tenant, None)
-                    if lost_race(exc):
-                        continue
-                    raise
-                self._heads[tenant] = (row.seq, row.hash)
-                return row
-            raise AuditError(
-                f"audit append for tenant {tenant!r} lost {len(attempts)} races in a row"
-            )
-        finally:
-            raw.close()
-
-    def _append_sqlite(
-        self,
-        dbapi: Any,
-        tenant: str,
-        fields: tuple[str, str, str, str, str],
-        head: tuple[int, str] | None,
-        *,
-        locked: bool,
-    ) -> ChainRow:
-        cur = dbapi.cursor()
-        if not locked:
-            if head is None:
-                cur.execute(_HEAD_SQL_QMARK, (tenant,))
-                head = cur.fetchone()
-            row = self._row_after(head, tenant, fields)
-            cur.execute(_INSERT_SQL_QMARK, row)
-            return row
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            cur.execute(_HEAD_SQL_QMARK, (tenant,))
-            row = self._row_after(cur.fetchone(), tenant, fields)
-            cur.execute(_INSERT_SQL_QMARK, row)
-            cur.execute("COMMIT")
-        except BaseException:
-            if dbapi.in_transaction:
-                cur.execute("ROLLBACK")
-            raise
-        return row
-
-    def _append_pg(
-        self,
-        dbapi: Any,
-        tenant: str,
-        fields: tuple[str, str, str, str, str],
-        head: tuple[int, str] | None,
-        *,
-        locked: bool,
-    ) -> ChainRow:
-        cur = dbapi.cursor()
-        if not locked:
-            dbapi.autocommit = True
+        d = self._dialect
+        attempts = _OWN_ATTEMPTS if own else _CALLER_ATTEMPTS
+        for locked in attempts:
+            head: tuple[Any, ...] | None = None if locked else self._heads.get(tenant)
+            cur = dbapi.cursor()
+            saved = d.begin(dbapi, cur, locked=locked, tenant=tenant) if own else None
             try:
+                if locked:
+                    d.lock(cur, tenant)
                 if head is None:
-                    cur.execute(_HEAD_SQL_FORMAT, (tenant,))
+                    cur.execute(d.head_sql, (tenant,))
                     head = cur.fetchone()
                 row = self._row_after(head, tenant, fields)
-                cur.execute(_INSERT_SQL_FORMAT, row)
+                cur.execute(d.insert_sql, row)
+                if own:
+                    d.commit(dbapi, cur)
+            except Exception as exc:
+                self._heads.pop(tenant, None)
+                if own:
+                    d.rollback(dbapi)
+                    if d.lost_race(exc):
+                        continue
+                raise
             finally:
-                dbapi.autocommit = False
+                cur.close()
+                if own:
+                    d.end(dbapi, saved)
+            if own:
+                self._heads[tenant] = (row.seq, row.hash)
             return row
-        try:
-            cur.execute(_LOCK_SQL, (advisory_lock_key(_lock_name(tenant)),))
-            cur.execute(_HEAD_SQL_FORMAT, (tenant,))
-            row = self._row_after(cur.fetchone(), tenant, fields)
-            cur.execute(_INSERT_SQL_FORMAT, row)
-            dbapi.commit()
-        except BaseException:
-            dbapi.rollback()
-            raise
-        return row
+        raise AuditError(f"audit append for tenant {tenant!r} lost {len(attempts)} races in a row")
 
     def _row_after(
         self, head: tuple[Any, ...] | None, tenant: str, fields: tuple[str, str, str, str, str]
@@ -373,78 +278,96 @@ class AuditLog(_Base):
 
     def events(self, *, action: str | None = None, limit: int | None = None) -> list[AuditEvent]:
         """Return the current tenant's events in sequence order, optionally of one action."""
-        tenant = current_tenant()
-        query = (
-            sa.select(*[audit_events.c[name] for name in ChainRow._fields])
-            .where(audit_events.c.tenant_id == tenant)
-            .order_by(audit_events.c.seq)
+        d = self._dialect
+        sql = (
+            d.chain_sql.replace(" ORDER BY", f" AND action = {d.mark} ORDER BY")
+            if action
+            else (d.chain_sql)
         )
-        if action is not None:
-            query = query.where(audit_events.c.action == action)
+        params: tuple[Any, ...] = (current_tenant(), action) if action else (current_tenant(),)
         if limit is not None:
-            query = query.limit(limit)
+            sql += f" LIMIT {int(limit)}"
         with self.engine.connect() as conn:
-            return [AuditEvent.from_row(tuple(r)) for r in conn.execute(query)]
+            rows = d.query(conn.connection.driver_connection, sql, params)
+        return [AuditEvent.from_row(r) for r in rows]
 
     def verify(
-        self, tenant: str | None = None, *, connection: Connection | None = None
+        self,
+        tenant: str | None = None,
+        *,
+        connection: Connection | None = None,
+        checkpoint: CheckpointSource | None = None,
+        public_key: VerifyKey | None = None,
     ) -> VerifyResult:
         """Verify one tenant's chain, or every tenant's when ``tenant`` is None.
 
         Returns a :class:`VerifyResult` naming the first break; it does not raise for a break
         (call ``raise_for_break()`` for that). With ``connection``, reads inside the caller's
-        transaction (and sees its uncommitted changes).
+        transaction (and sees its uncommitted changes); otherwise in one read snapshot.
+
+        Without ``checkpoint`` this proves each chain consistent with itself and its recorded
+        head: someone able to disable the triggers can rewrite events and recompute every hash
+        and head, cut a tail and rewind its head, or delete a tenant's events and head together,
+        and the result is still ``ok``. ``checkpoint`` (a file or stream of checkpoint lines,
+        or :class:`Checkpoint` objects; see :meth:`checkpoint`) anchors the heads outside the
+        database: every checkpoint must be signed by ``public_key`` (default: the PEM file named
+        by ``$RELIABILITY_AUDIT_VERIFY_KEY``, else :class:`ConfigurationError`), and any rewrite,
+        truncation or deletion of what they signed is a break. Raises
+        :class:`~pytest_reliability.errors.AuditCheckpointError` for a checkpoint that is
+        malformed or does not verify.
         """
+        from pytest_reliability.audit._verify import load_checkpoints, verify_database
+
         if tenant is not None:
             validate_tenant_id(tenant)
+        checkpoints = [] if checkpoint is None else load_checkpoints(checkpoint, public_key)
         try:
             if connection is not None:
-                return self._verify_in(connection, tenant)
-            with self.engine.connect() as conn, conn.begin():
-                return self._verify_in(conn, tenant)
+                return verify_database(self._dialect, connection, tenant, checkpoints)
+            with self.engine.connect() as conn:
+                if self._dialect.mark == "%s":
+                    # One snapshot for the heads and every chain: a concurrent append must not
+                    # look like an event past its head.
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    return verify_database(self._dialect, conn, tenant, checkpoints)
         except DBAPIError as exc:
             raise StoreUnavailable(f"audit verify could not read the log: {exc.orig}") from exc
 
-    def _verify_in(self, conn: Connection, tenant: str | None) -> VerifyResult:
-        head_query = sa.select(
-            audit_heads.c.tenant_id, audit_heads.c.last_seq, audit_heads.c.last_hash
+    def checkpoint(
+        self,
+        destination: CheckpointDestination,
+        *,
+        key: SigningKey | None = None,
+        tenant: str | None = None,
+    ) -> Checkpoint:
+        """Sign the current heads (every tenant's, or one) and write them to ``destination``.
+
+        ``destination`` is a file path (one line appended and fsynced) or a text stream (one
+        line written and flushed, e.g. ``sys.stdout`` for a log shipper). ``key`` is an Ed25519
+        private key (default: the PEM file named by ``$RELIABILITY_AUDIT_SIGNING_KEY``). Keep
+        the key and the checkpoints where whoever controls the database cannot reach them.
+        """
+        from pytest_reliability.audit._checkpoint import (
+            load_signing_key,
+            read_heads,
+            sign_heads,
+            write_checkpoint,
         )
+
         if tenant is not None:
-            head_query = head_query.where(audit_heads.c.tenant_id == tenant)
-        heads = {r[0]: Head(r[1], r[2]) for r in conn.execute(head_query)}
-        if tenant is None:
-            found = conn.execute(sa.select(audit_events.c.tenant_id).distinct()).scalars()
-            tenants = sorted(set(found) | heads.keys())
-        else:
-            tenants = [tenant]
-        columns = ", ".join(ChainRow._fields)
-        mark = "?" if is_sqlite(conn) else "%s"
-        # The hot loop reads through the bare DBAPI cursor: SQLAlchemy's row objects cost more
-        # per event than hashing it. PostgreSQL streams through a server-side cursor.
-        sql = f"SELECT {columns} FROM audit_events WHERE tenant_id = {mark} ORDER BY seq, id"
-        dbapi: Any = conn.connection.driver_connection
-        total = 0
-        for t in tenants:
-
-            def load_all(t: str = t) -> list[ChainRow]:
-                cur = dbapi.cursor()
-                cur.execute(sql, (t,))
-                return [ChainRow(*r) for r in cur.fetchall()]
-
-            if is_postgres(conn):
-                cursor = dbapi.cursor(name=f"audit_verify_{abs(hash(t))}", binary=True)
-                cursor.itersize = 20_000
-            else:
-                cursor = dbapi.cursor()
-            try:
-                cursor.execute(sql, (t,))
-                checked, broken = verify_tenant(t, cursor, heads.get(t), load_all)
-            finally:
-                cursor.close()
-            total += checked
-            if broken is not None:
-                return VerifyResult(total, len(tenants), broken, tuple(tenants))
-        return VerifyResult(total, len(tenants), None, tuple(tenants))
+            validate_tenant_id(tenant)
+        signing_key = key if key is not None else load_signing_key()
+        try:
+            with self.engine.connect() as conn:
+                heads = read_heads(self._dialect, conn, tenant)
+        except DBAPIError as exc:
+            raise StoreUnavailable(
+                f"audit checkpoint could not read the heads: {exc.orig}"
+            ) from exc
+        signed = sign_heads(heads, key=signing_key, now=self._clock.now(), tenant=tenant)
+        write_checkpoint(signed, destination)
+        return signed
 
 
 @final
@@ -499,7 +422,7 @@ class InMemoryAuditLog(_Base):
         for t in tenants:
             rows = snapshot.get(t, [])
             head = Head(len(rows), rows[-1].hash) if rows else None
-            checked, broken = verify_tenant(t, rows, head, rows.copy)
+            checked, broken = verify_tenant(t, rows, head, RowsLookup(rows))
             total += checked
             if broken is not None:
                 return VerifyResult(total, len(tenants), broken, tuple(tenants))

@@ -10,8 +10,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pytest_reliability.db._engine import is_postgres, is_sqlite
-from pytest_reliability.db._schema import metadata, register_schema_hook, register_tables
+from pytest_reliability.db import (
+    is_postgres,
+    is_sqlite,
+    metadata,
+    register_schema_hook,
+    register_tables,
+)
 
 ACTION_MAX = 128
 ACTOR_MAX = 255

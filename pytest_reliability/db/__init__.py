@@ -2,6 +2,10 @@
 
 ``RELIABILITY_DATABASE_URL`` names the database; unset, it is a SQLite file ``reliability.db`` in
 the working directory. ``postgresql://`` URLs use psycopg 3 (the ``postgres`` extra).
+
+Modules take any engine a service already has and call :func:`check_engine` at construction:
+it refuses, with a :class:`~pytest_reliability.errors.ConfigurationError`, an engine that cannot
+keep an acknowledged write (see ``docs/foundation.md``, "Engines").
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from pytest_reliability.db._engine import (
     pg_advisory_xact_lock,
     session_factory,
 )
+from pytest_reliability.db._policy import (
+    Backend,
+    check_engine,
+    is_memory_sqlite,
+    shares_one_connection,
+)
 from pytest_reliability.db._schema import (
     create_schema,
     metadata,
@@ -32,10 +42,13 @@ __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "Backend",
     "advisory_lock_key",
     "begin_immediate",
+    "check_engine",
     "create_schema",
     "database_url_from_env",
+    "is_memory_sqlite",
     "is_postgres",
     "is_sqlite",
     "make_engine",
@@ -46,4 +59,5 @@ __all__ = [
     "register_tables",
     "registered_tables",
     "session_factory",
+    "shares_one_connection",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -25,6 +26,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "reliability_sqlite_begin"
 
 BeginMode = Literal["DEFERRED", "IMMEDIATE", "EXCLUSIVE"]
+
+# SQLite engines built by make_engine: their "begin" listener reads _BEGIN_OPTION. Any other
+# SQLite engine leaves BEGIN to the sqlite3 module, and begin_immediate issues its own.
+_configured: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def database_url_from_env() -> str:
@@ -69,10 +74,14 @@ def normalize_url(url: str | URL) -> URL:
 def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (default: :func:`database_url_from_env`).
 
-    SQLite gets WAL journaling, a busy timeout, foreign keys and real transactions whose
-    ``BEGIN`` mode the caller can choose (see :func:`begin_immediate`); an in-memory SQLite
-    database is shared by every connection of the engine. Extra keyword arguments go to
-    :func:`sqlalchemy.create_engine`.
+    SQLite gets WAL journaling with ``synchronous = FULL`` (a committed transaction survives a
+    power loss or an OS crash; ``NORMAL`` would only keep the file consistent), a busy timeout,
+    foreign keys and real transactions whose ``BEGIN`` mode the caller can choose (see
+    :func:`begin_immediate`); an in-memory SQLite database is shared by every connection of the
+    engine. Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
+
+    The modules do not need these settings (see :func:`check_engine`): they are what a service
+    gets when it has no engine of its own.
     """
     parsed = normalize_url(url if url is not None else database_url_from_env())
     if parsed.get_backend_name() == "sqlite":
@@ -82,6 +91,7 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
             kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = sa.create_engine(parsed, **kwargs)
         _configure_sqlite(engine, wal=not memory)
+        _configured.add(engine)
         return engine
     # No pool_pre_ping by default: it costs a round trip per checkout on every audited action,
     # and a dead pooled connection already surfaces as StoreUnavailable and is discarded.
@@ -99,7 +109,8 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
             cursor.execute("PRAGMA foreign_keys = ON")
             if wal:
                 cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA synchronous = NORMAL")
+                # FULL: an acknowledged write must survive a power loss, not only stay consistent.
+                cursor.execute("PRAGMA synchronous = FULL")
         finally:
             cursor.close()
 
@@ -125,12 +136,24 @@ def begin_immediate(engine: Engine) -> Iterator[Connection]:
 
     On SQLite, a deferred transaction that reads and then writes can fail with "database is
     locked" when another writer got there first; ``BEGIN IMMEDIATE`` serialises the writers up
-    front and lets the busy timeout queue them.
+    front and lets the busy timeout queue them. Works with any SQLite engine: one from
+    :func:`make_engine` through its ``BEGIN`` listener, any other by issuing ``BEGIN IMMEDIATE``
+    on the driver connection before the sqlite3 module would begin lazily at the first write.
     """
     with engine.connect() as conn:
-        if is_sqlite(conn):
+        if not is_sqlite(conn):
+            with conn.begin():
+                yield conn
+            return
+        if engine in _configured:
             conn = conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+            return
         with conn.begin():
+            dbapi: Any = conn.connection.driver_connection
+            if not dbapi.in_transaction:
+                dbapi.execute("BEGIN IMMEDIATE")
             yield conn
 
 

@@ -9,11 +9,16 @@ from enum import StrEnum
 from typing import Literal, final
 
 from pytest_reliability.errors import ConfigurationError
+from pytest_reliability.tenancy import PLATFORM_SCOPE, PlatformScope
 
 Scope = Literal["platform", "tenant"]
 
-PLATFORM_TENANT = "platform"
-"""The tenant id of platform-wide operations (kill switches, degradation) in the audit log."""
+PLATFORM_TENANT: PlatformScope = PLATFORM_SCOPE
+"""The scope of platform-wide operations (kill switches, degradation) and of their audit chain.
+
+It is :data:`pytest_reliability.tenancy.PLATFORM_SCOPE`, which no tenant id can name: a binding
+in tenant ``"platform"`` is an ordinary tenant binding and never grants platform permissions.
+"""
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 

@@ -70,6 +70,9 @@ def test_console_script_is_installed(sqlite_engine: Engine, sqlite_url: str) -> 
 def test_database_without_a_log_exits_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "empty.db").close()  # a database, with no audit tables
     assert main(["audit", "verify", "--database-url", f"sqlite:///{tmp_path / 'empty.db'}"]) == 1
     assert "no audit_events table" in capsys.readouterr().err
 

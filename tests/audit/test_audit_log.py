@@ -28,9 +28,12 @@ pytestmark = pytest.mark.audit
 
 
 @pytest.fixture
-def log(engine: Engine) -> AuditLog:
-    create_schema(engine)
-    return AuditLog(engine, clock=ManualClock(datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)))
+def log(audit_engine: Engine) -> AuditLog:
+    """The log on every kind of engine (make_engine and plain create_engine, several pools)."""
+    create_schema(audit_engine)
+    return AuditLog(
+        audit_engine, clock=ManualClock(datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=UTC))
+    )
 
 
 def _count(engine: Engine) -> int:

@@ -19,7 +19,7 @@ from pytest_reliability.audit._redact import (
 from pytest_reliability.db import create_schema
 from pytest_reliability.ops.kill_switch import KillSwitches
 from pytest_reliability.ops.rbac import AuthorizationEngine, OpsContext, OpsSession
-from pytest_reliability.tenancy import tenant_scope
+from pytest_reliability.tenancy import PLATFORM_SCOPE, tenant_scope
 
 pytestmark = pytest.mark.audit
 
@@ -150,7 +150,7 @@ def test_kill_switch_reason_with_a_token_is_redacted_in_the_audit_log() -> None:
     switches = KillSwitches.from_url("memory://", session=OpsSession(authz, audit), env={})
     reason = f"rotating leaked key, was: Authorization: Bearer {SECRET} (ticket OPS-7)"
     switches.engage("BILLING", reason=reason, actor=OpsContext("alice@ops"))
-    with tenant_scope("platform"):
+    with tenant_scope(PLATFORM_SCOPE):
         (event,) = audit.events(action="ops.kill_switch.engage")
     assert LEAK.search(str(event.details)) is None
     assert event.details["reason"] == (

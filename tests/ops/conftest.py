@@ -11,7 +11,7 @@ import pytest
 from pytest_reliability.audit import InMemoryAuditLog
 from pytest_reliability.ops.kill_switch import KillSwitches
 from pytest_reliability.ops.rbac import AuthorizationEngine, OpsContext, OpsSession
-from pytest_reliability.tenancy import tenant_scope
+from pytest_reliability.tenancy import PLATFORM_SCOPE, tenant_scope
 
 OPERATOR = OpsContext("alice@ops")
 VIEWER = OpsContext("victor@ops")
@@ -41,7 +41,7 @@ def session(authz: AuthorizationEngine, audit: InMemoryAuditLog) -> OpsSession:
 
 def platform_events(audit: InMemoryAuditLog, action: str | None = None) -> list[tuple[str, ...]]:
     """Return (action, actor, target, outcome) of the platform chain's events."""
-    with tenant_scope("platform"):
+    with tenant_scope(PLATFORM_SCOPE):
         return [(e.action, e.actor, e.target, e.outcome) for e in audit.events(action=action)]
 
 

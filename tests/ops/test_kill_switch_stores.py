@@ -16,7 +16,7 @@ from pytest_reliability.db import make_engine
 from pytest_reliability.errors import StoreUnavailable
 from pytest_reliability.ops.kill_switch import KillSwitches
 from pytest_reliability.ops.rbac import AuthorizationEngine, OpsSession
-from pytest_reliability.tenancy import tenant_scope
+from pytest_reliability.tenancy import PLATFORM_SCOPE, tenant_scope
 from tests.ops.conftest import OPERATOR, platform_events, seed_store
 
 pytestmark = pytest.mark.kill_switch
@@ -162,7 +162,7 @@ def test_flip_and_audit_commit_together_on_sqlite(sqlite_url: str) -> None:
             engine, session=OpsSession(authz, audit), env={}, start=False
         ) as switches:
             switches.engage("BILLING", reason="joined", actor=OPERATOR)
-        with tenant_scope("platform"):
+        with tenant_scope(PLATFORM_SCOPE):
             actions = [e.action for e in audit.events()]
         assert actions == ["ops.permission", "ops.kill_switch.engage"]
         assert audit.verify().ok

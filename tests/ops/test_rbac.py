@@ -15,7 +15,7 @@ from pytest_reliability.ops.rbac import (
     register_permission,
     require_ops_permission,
 )
-from pytest_reliability.tenancy import tenant_scope
+from pytest_reliability.tenancy import PLATFORM_SCOPE, tenant_scope
 from tests.ops.conftest import NOBODY, OPERATOR, VIEWER, platform_events
 
 
@@ -30,7 +30,7 @@ def test_allow_and_deny_are_both_audited(session: OpsSession, audit: InMemoryAud
         (OPERATOR.actor, "allow"),
         (VIEWER.actor, "deny"),
     ]
-    with tenant_scope("platform"):
+    with tenant_scope(PLATFORM_SCOPE):
         denied = audit.events()[-1]
     assert denied.details["reason"] == "no role grants it"
 
@@ -122,3 +122,38 @@ def test_bad_contexts_are_typed_errors(session: OpsSession) -> None:
 def test_a_check_without_an_audit_sink_fails_closed(authz: AuthorizationEngine) -> None:
     with pytest.raises(ConfigurationError, match="audit sink"):
         require_ops_permission(authz, OPERATOR, Permission.HEALTH_READ)
+
+
+def test_a_tenant_named_platform_never_gets_platform_rights(audit: InMemoryAuditLog) -> None:
+    """A customer tenant called "platform" is an ordinary tenant, not the platform scope."""
+    authz = AuthorizationEngine()
+    authz.grant("mallory", "ops_admin", tenant="platform")
+    session = OpsSession(authz, audit)
+    with pytest.raises(PermissionDenied, match="tenant binding does not grant"):
+        require_ops_permission(
+            session, OpsContext("mallory", tenant="platform"), Permission.KILL_SWITCH_ENGAGE
+        )
+    for permission in (Permission.KILL_SWITCH_ENGAGE, Permission.AUDIT_READ):
+        with pytest.raises(PermissionDenied, match="actor has no role"):
+            require_ops_permission(session, OpsContext("mallory"), permission)
+        with pytest.raises(PermissionDenied):
+            require_ops_permission(session, OpsContext("mallory", tenant="acme"), permission)
+    # Inside its own tenant the binding works as any tenant binding does.
+    ctx = OpsContext("mallory", tenant="platform")
+    assert require_ops_permission(session, ctx, Permission.AUDIT_READ).allowed
+    with tenant_scope("platform"):
+        assert [e.outcome for e in audit.events()] == ["deny", "allow"]
+
+
+@pytest.mark.parametrize("text", ["@platform", str(PLATFORM_SCOPE), "platform "])
+def test_the_platform_scope_cannot_be_named_as_text(text: str) -> None:
+    from pytest_reliability.errors import InvalidTenant
+
+    with pytest.raises(InvalidTenant), tenant_scope(text):
+        pass
+    with pytest.raises(InvalidTenant):
+        AuthorizationEngine().grant("mallory", "ops_admin", tenant=text)
+    with pytest.raises(InvalidTenant):
+        OpsContext("mallory", tenant=text)
+    with tenant_scope(PLATFORM_SCOPE) as scope:
+        assert scope is PLATFORM_SCOPE

@@ -26,7 +26,7 @@ from pytest_reliability.ops.slo_engine import (
     read_slo_status,
     series_from_scrapes,
 )
-from pytest_reliability.tenancy import tenant_scope
+from pytest_reliability.tenancy import PLATFORM_SCOPE, tenant_scope
 
 T0 = 1_780_000_000
 
@@ -107,7 +107,7 @@ def session() -> OpsSession:
 
 def _events(session: OpsSession) -> list[tuple[str, str, str]]:
     assert isinstance(session.audit, InMemoryAuditLog)
-    with tenant_scope("platform"):
+    with tenant_scope(PLATFORM_SCOPE):
         return [(e.actor, e.target, e.outcome) for e in session.audit.events()]
 
 
