@@ -29,6 +29,9 @@ class Permission(StrEnum):
     DEGRADATION_READ = "ops.degradation.read"
     DEGRADATION_SET = "ops.degradation.set"
     AUDIT_READ = "ops.audit.read"
+    BACKUP_CREATE = "ops.backup.create"
+    BACKUP_READ = "ops.backup.read"
+    BACKUP_PRUNE = "ops.backup.prune"
 
 
 @final
@@ -66,6 +69,15 @@ _registry: dict[str, PermissionSpec] = {
     ),
     Permission.AUDIT_READ: PermissionSpec(
         Permission.AUDIT_READ, "tenant", "read one tenant's audit events"
+    ),
+    Permission.BACKUP_CREATE: PermissionSpec(
+        Permission.BACKUP_CREATE, "platform", "take a backup of the database"
+    ),
+    Permission.BACKUP_READ: PermissionSpec(
+        Permission.BACKUP_READ, "platform", "list, validate and drill backups"
+    ),
+    Permission.BACKUP_PRUNE: PermissionSpec(
+        Permission.BACKUP_PRUNE, "platform", "delete backups past the retention policy"
     ),
 }
 
