@@ -72,9 +72,14 @@ def populate(url: str, *, events: int = 40) -> dict[str, int]:
             for i in range(events):
                 audit.append("invoice.create", actor="seed", target=f"invoice/{i}", outcome="ok")
     idem = IdempotencyEngine.from_url(url, audit=audit)
-    with tenant_scope("acme"):
-        for i in range(events // 2):
-            idem.run(operation="charge", key=f"k-{i}", payload={"n": i}, handler=lambda a: {"ok": 1})
+    try:
+        with tenant_scope("acme"):
+            for i in range(events // 2):
+                idem.run(
+                    operation="charge", key=f"k-{i}", payload={"n": i}, handler=lambda a: {"ok": 1}
+                )
+    finally:
+        idem.close()
     session = OpsSession(AuthorizationEngine(), audit)
     admin = OpsContext("seed", roles=frozenset({"ops_admin"}))
     with KillSwitches.from_url(engine, session=session, env={}, start=False) as switches:
