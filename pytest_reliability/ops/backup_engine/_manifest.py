@@ -42,9 +42,8 @@ class Content:
 def redact_url(url: str) -> str:
     """Return ``url`` with its password removed (replaced by nothing, not by a mask)."""
     parsed = make_url(url)
-    if parsed.password is not None:
-        parsed = parsed.set(password=None)
-    return parsed.render_as_string(hide_password=False)
+    # URL.set(password=None) means "leave it": replace the field itself.
+    return parsed._replace(password=None).render_as_string(hide_password=False)
 
 
 def manifest_violations(document: Any) -> list[str]:
