@@ -28,8 +28,13 @@ def _admin(url: str) -> object:
 
     u = make_url(url)
     return psycopg.connect(
-        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
-        password=u.password, dbname="postgres", autocommit=True, connect_timeout=10,
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        user=u.username or "postgres",
+        password=u.password,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=10,
     )
 
 

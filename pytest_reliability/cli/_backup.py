@@ -47,16 +47,27 @@ def register(commands: Any) -> None:
     sub = backup.add_subparsers(dest="backup_command", required=True, metavar="COMMAND")
 
     def engine_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--database-url", default=None,
-                       help="the database backed up (default: $RELIABILITY_DATABASE_URL, "
-                       "else sqlite:///reliability.db)")
+        p.add_argument(
+            "--database-url",
+            default=None,
+            help="the database backed up (default: $RELIABILITY_DATABASE_URL, "
+            "else sqlite:///reliability.db)",
+        )
         p.add_argument("--directory", required=True, type=Path, help="the backup directory")
-        p.add_argument("--audit-url", default=None,
-                       help="where audit events go (default: the database itself)")
-        p.add_argument("--actor", default=os.environ.get("USER") or "cli",
-                       help="who acts, for RBAC and audit (default: $USER)")
-        p.add_argument("--pg-bin-dir", type=Path, default=None,
-                       help="directory of pg_dump/pg_restore/initdb (default: the server's own)")
+        p.add_argument(
+            "--audit-url", default=None, help="where audit events go (default: the database itself)"
+        )
+        p.add_argument(
+            "--actor",
+            default=os.environ.get("USER") or "cli",
+            help="who acts, for RBAC and audit (default: $USER)",
+        )
+        p.add_argument(
+            "--pg-bin-dir",
+            type=Path,
+            default=None,
+            help="directory of pg_dump/pg_restore/initdb (default: the server's own)",
+        )
 
     create = sub.add_parser("create", help="take a backup now")
     engine_options(create)
@@ -71,8 +82,11 @@ def register(commands: Any) -> None:
 
     drill = sub.add_parser("drill", help="restore into a throwaway server and compare")
     drill.add_argument("path", type=Path)
-    drill.add_argument("--target", default=None,
-                       help="restore target (refused unless a throwaway this drill started)")
+    drill.add_argument(
+        "--target",
+        default=None,
+        help="restore target (refused unless a throwaway this drill started)",
+    )
     drill.add_argument("--pg-bin-dir", type=Path, default=None)
     drill.add_argument("--json", action="store_true", help="print the result as JSON")
     drill.set_defaults(handler=_guard(_drill))
@@ -85,8 +99,12 @@ def register(commands: Any) -> None:
     prune = sub.add_parser("prune", help="delete backups past the retention policy")
     engine_options(prune)
     prune.add_argument("--keep-last", type=_positive, default=None, help="keep the newest N")
-    prune.add_argument("--keep-within", type=parse_duration, default=None,
-                       help="keep those younger than this (30d, 12h, ...)")
+    prune.add_argument(
+        "--keep-within",
+        type=parse_duration,
+        default=None,
+        help="keep those younger than this (30d, 12h, ...)",
+    )
     prune.add_argument("--reason", required=True, help="why (recorded in the audit log)")
     prune.set_defaults(handler=_guard(_prune))
 
@@ -133,10 +151,18 @@ def _validate(args: argparse.Namespace) -> int:
 
     result = validate(args.path, pg_bin_dir=args.pg_bin_dir)
     if args.json:
-        print(json.dumps({"path": str(result.path), "ok": result.ok,
-                          "reason": None if result.reason is None else str(result.reason),
-                          "detail": result.detail, "size_bytes": result.size_bytes,
-                          "duration_s": round(result.duration_s, 6)}))
+        print(
+            json.dumps(
+                {
+                    "path": str(result.path),
+                    "ok": result.ok,
+                    "reason": None if result.reason is None else str(result.reason),
+                    "detail": result.detail,
+                    "size_bytes": result.size_bytes,
+                    "duration_s": round(result.duration_s, 6),
+                }
+            )
+        )
     else:
         print(str(result), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1
@@ -149,9 +175,11 @@ def _drill(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json()))
     elif result.ok:
-        print(f"drill passed: {result.backup.name}: {result.tables_checked} tables, "
-              f"{result.rows_checked} rows, {result.audit_events_verified} audit events "
-              f"verified, RTO {result.rto_s:.2f}s")
+        print(
+            f"drill passed: {result.backup.name}: {result.tables_checked} tables, "
+            f"{result.rows_checked} rows, {result.audit_events_verified} audit events "
+            f"verified, RTO {result.rto_s:.2f}s"
+        )
     else:
         print(f"drill FAILED: {result.backup.name}: {result.reason}", file=sys.stderr)
     return 0 if result.ok else 1
@@ -161,8 +189,19 @@ def _list(args: argparse.Namespace) -> int:
     engine, ctx = _engine(args)
     backups = engine.list(actor=ctx)
     if args.json:
-        print(json.dumps([{"path": str(b.path), "created_at": b.manifest["created_at"],
-                           "size_bytes": b.size_bytes, "sha256": b.sha256} for b in backups]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": str(b.path),
+                        "created_at": b.manifest["created_at"],
+                        "size_bytes": b.size_bytes,
+                        "sha256": b.sha256,
+                    }
+                    for b in backups
+                ]
+            )
+        )
     for b in [] if args.json else backups:
         print(f"{b.manifest['created_at']}  {b.size_bytes:>12}  {b.path.name}")
     return 0
@@ -177,6 +216,8 @@ def _prune(args: argparse.Namespace) -> int:
     if result.validated is None:
         print(f"prune refused: {result.note}", file=sys.stderr)
         return 1
-    print(f"pruned {len(result.deleted)} backup(s), kept {len(result.kept)}; "
-          f"newest valid: {result.validated.name}")
+    print(
+        f"pruned {len(result.deleted)} backup(s), kept {len(result.kept)}; "
+        f"newest valid: {result.validated.name}"
+    )
     return 0

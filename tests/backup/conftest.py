@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,10 +36,10 @@ def populated_sqlite(tmp_path: Path) -> str:
 @pytest.fixture
 def sqlite_backup(
     tmp_path: Path, populated_sqlite: str, audit: InMemoryAuditLog, admin: OpsContext
-) -> Iterator[Backup]:
+) -> Backup:
     """One published backup of ``populated_sqlite``."""
     engine = BackupEngine.from_url(populated_sqlite, directory=tmp_path / "backups", audit=audit)
-    yield engine.create(actor=admin, reason="test")
+    return engine.create(actor=admin, reason="test")
 
 
 def platform_events(log: InMemoryAuditLog) -> list[tuple[str, str]]:

@@ -43,7 +43,10 @@ def test_an_intact_backup_validates_and_sha256sum_accepts_its_checksum(
     assert line == f"{sqlite_backup.sha256}  {sqlite_backup.path.name}\n"
     check = subprocess.run(
         ["sha256sum", "--strict", "-c", sqlite_backup.checksum_path.name],
-        cwd=sqlite_backup.path.parent, capture_output=True, text=True, check=False,
+        cwd=sqlite_backup.path.parent,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.returncode == 0, check.stderr
     assert check.stdout == f"{sqlite_backup.path.name}: OK\n"
@@ -63,7 +66,9 @@ def test_one_flipped_byte_anywhere_is_a_digest_mismatch(sqlite_backup: Backup, w
     _flip(sqlite_backup.path, size // 3)
     check = subprocess.run(
         ["sha256sum", "-c", sqlite_backup.checksum_path.name],
-        cwd=sqlite_backup.path.parent, capture_output=True, check=False,
+        cwd=sqlite_backup.path.parent,
+        capture_output=True,
+        check=False,
     )
     assert check.returncode == 1
 
@@ -97,7 +102,7 @@ def _missing_manifest(b: Backup, _: Path) -> None:
     b.manifest_path.unlink()
 
 
-def _manifest_of_another_backup(b: Backup, other: Path) -> None:
+def _other_manifest(b: Backup, other: Path) -> None:
     shutil.copyfile(other.with_name(other.name + ".manifest.json"), b.manifest_path)
 
 
@@ -146,7 +151,7 @@ CASES: dict[str, tuple[Damage, FailureReason]] = {
     "checksum-wrong-file-name": (_wrong_name, FailureReason.CHECKSUM_FILE_NAME),
     "checksum-trailing-garbage": (_trailing_garbage, FailureReason.CHECKSUM_TRAILING_BYTES),
     "manifest-missing": (_missing_manifest, FailureReason.MANIFEST_MISSING),
-    "manifest-of-another-backup": (_manifest_of_another_backup, FailureReason.MANIFEST_OTHER_BACKUP),
+    "manifest-of-another-backup": (_other_manifest, FailureReason.MANIFEST_OTHER_BACKUP),
     "symlink-in-place-of-the-file": (_symlink, FailureReason.SYMLINK),
     "archive-missing": (_missing, FailureReason.MISSING),
     "checksum-missing": (_checksum_missing, FailureReason.CHECKSUM_MISSING),
@@ -208,9 +213,9 @@ def test_a_flipped_byte_in_a_pg_dump_is_caught_and_a_resealed_one_fails_pg_resto
     from pytest_reliability.ops.backup_engine import BackupEngine
 
     populate(pg_url, events=5)
-    backup = BackupEngine.from_url(
-        pg_url, directory=tmp_path, audit=InMemoryAuditLog()
-    ).create(actor=admin, reason="test")  # type: ignore[arg-type]
+    backup = BackupEngine.from_url(pg_url, directory=tmp_path, audit=InMemoryAuditLog()).create(
+        actor=admin, reason="test"
+    )  # type: ignore[arg-type]
     assert validate(backup.path).ok
     _flip(backup.path, 2)
     assert validate(backup.path).reason is FailureReason.DIGEST_MISMATCH

@@ -59,7 +59,8 @@ def test_a_pg_drill_under_a_writer_restores_a_verified_copy_equal_to_the_manifes
     assert 0 < result.restore_s <= result.rto_s
     assert not started_here("127.0.0.1", 0)
     section = backups_section()
-    assert section is not None and section["drills"][-1]["status"] == "passed"
+    assert section is not None
+    assert section["drills"][-1]["status"] == "passed"
     report = {"backups": section}
     errors = [v for v in violations(report) if v.pointer.startswith("/backups")]
     assert errors == []
@@ -104,9 +105,8 @@ def test_a_restored_copy_that_differs_from_the_manifest_fails_the_drill(
     _reseal_manifest(backup, {"tables": tables})
     result = run_drill(backup.path)
     assert not result.ok
-    assert result.reason == (
-        f"table {name} has {tables[name]['rows'] - 1} rows; the manifest says {tables[name]['rows']}"
-    )
+    want = tables[name]["rows"]
+    assert result.reason == f"table {name} has {want - 1} rows; the manifest says {want}"
 
 
 def test_a_sqlite_drill_verifies_the_copy_and_refuses_the_source(
@@ -132,7 +132,9 @@ def test_a_sqlite_drill_finds_a_changed_table_digest(sqlite_backup: Backup) -> N
     tables["idempotency_records"] = {**tables["idempotency_records"], "digest": "0" * 64}
     _reseal_manifest(sqlite_backup, {"tables": tables})
     result = run_drill(sqlite_backup.path)
-    assert result.problems == ("table idempotency_records content digest differs from the manifest",)
+    assert result.problems == (
+        "table idempotency_records content digest differs from the manifest",
+    )
 
 
 def test_a_backup_that_does_not_validate_is_not_drilled(sqlite_backup: Backup) -> None:

@@ -37,7 +37,10 @@ def _writer(url: str, count: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "harness.audit_writer", url, "writer", str(count)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -73,10 +76,11 @@ def test_sqlite_backups_taken_while_a_writer_appends_are_consistent(
         backups = [engine.create(actor=admin, reason=f"under load {i}") for i in range(3)]
         assert writer.poll() is None, "the writer finished before the backups: not under load"
     finally:
-        out, err = writer.communicate(timeout=300)
+        _, err = writer.communicate(timeout=300)
     assert writer.returncode == 0, err.decode()
     counts = [b.manifest["tables"]["audit_events"]["rows"] for b in backups]
-    assert counts == sorted(counts) and counts[0] < counts[-1], counts
+    assert counts == sorted(counts), counts
+    assert counts[0] < counts[-1], counts
     for backup in backups:
         assert validate(backup.path).ok
         drill = run_drill(backup.path)
@@ -114,13 +118,14 @@ def test_the_password_never_reaches_the_manifest_or_the_audit_log(
     )
     assert "hunter2" not in backup.manifest_path.read_text()
     assert backup.manifest["source"]["url"].startswith("postgresql+psycopg://postgres@")
-    assert backup.manifest["tools"]["pg_dump"].split(".")[0] == backup.manifest["source"][
-        "server_version"
-    ].split(".")[0]
+    assert (
+        backup.manifest["tools"]["pg_dump"].split(".")[0]
+        == backup.manifest["source"]["server_version"].split(".")[0]
+    )
     from pytest_reliability.tenancy import tenant_scope
 
     with tenant_scope("platform"):
-        assert "hunter2" not in repr([e for e in audit.events()])
+        assert "hunter2" not in repr(audit.events())
 
 
 def test_create_is_audited_and_denied_without_permission(
@@ -197,13 +202,30 @@ def test_a_full_directory_leaves_no_partial_file_and_an_audited_failure(
         "sys.exit(main(sys.argv[1:]))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script, "backup", "create", "--database-url", populated_sqlite,
-         "--directory", str(tmp_path / "b"), "--audit-url", audit_url, "--reason", "full"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            script,
+            "backup",
+            "create",
+            "--database-url",
+            populated_sqlite,
+            "--directory",
+            str(tmp_path / "b"),
+            "--audit-url",
+            audit_url,
+            "--reason",
+            "full",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert proc.returncode == 1, proc.stderr
-    assert "Backup" in proc.stderr and "\n" == proc.stderr[-1] and proc.stderr.count("\n") == 1
+    assert "BackupDirectoryError" in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
     assert _files(tmp_path / "b") == []
     import sqlalchemy as sa
 

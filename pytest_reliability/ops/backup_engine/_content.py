@@ -73,9 +73,7 @@ def pg_audit_heads(cur: Any, schema: str) -> dict[str, tuple[int, str]]:
     )
     if cur.fetchone() is None:
         return {}
-    cur.execute(
-        f"SELECT tenant_id, last_seq, last_hash FROM {_quote(schema)}.{AUDIT_HEADS_TABLE}"
-    )
+    cur.execute(f"SELECT tenant_id, last_seq, last_hash FROM {_quote(schema)}.{AUDIT_HEADS_TABLE}")
     return {str(t): (int(s), str(h)) for t, s, h in cur.fetchall()}
 
 

@@ -90,7 +90,9 @@ class BackupEngine:
         )
         return ctx
 
-    def _event(self, action: str, ctx: OpsContext, outcome: str, details: Mapping[str, Any]) -> None:
+    def _event(
+        self, action: str, ctx: OpsContext, outcome: str, details: Mapping[str, Any]
+    ) -> None:
         with tenant_scope(PLATFORM_TENANT):
             self._audit.append(
                 action,

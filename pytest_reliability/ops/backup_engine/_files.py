@@ -57,7 +57,7 @@ def sha256_file(path: Path) -> tuple[str, int]:
 
 
 def temp_path(directory: Path, final_name: str) -> Path:
-    """Return a fresh hidden temporary name in ``directory`` for a file that becomes ``final_name``."""
+    """Return a fresh hidden temporary name in ``directory`` for the future ``final_name``."""
     return directory / f"{_TEMP_PREFIX}{secrets.token_hex(6)}-{final_name}"
 
 

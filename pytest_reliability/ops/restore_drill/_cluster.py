@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster: ``initdb`` in a temporary directory, a free port, destroyed after.
+"""A throwaway PostgreSQL cluster: ``initdb`` in a temporary directory on a free port.
 
 The drill restores only into clusters made here; :func:`started_here` is how it tells them from
 every other server. ``initdb`` and ``postgres`` refuse to run as root, so as root the programs
@@ -94,8 +94,17 @@ class ThrowawayCluster:
                 shutil.chown(self._root, PG_USER)
             self._data = self._root / "data"
             self._run(
-                [str(self._bin / "initdb"), "-D", str(self._data), "-U", PG_USER,
-                 "--auth=trust", "-E", "UTF8", "--no-sync"],
+                [
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(self._data),
+                    "-U",
+                    PG_USER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
                 START_TIMEOUT_S,
             )
             self.port = _free_port()
@@ -104,9 +113,19 @@ class ThrowawayCluster:
                 "-c fsync=off -c full_page_writes=off"
             )
             self._run(
-                [str(self._bin / "pg_ctl"), "-D", str(self._data), "-l",
-                 str(self._root / "server.log"), "-w", "-t", str(START_TIMEOUT_S),
-                 "start", "-o", options],
+                [
+                    str(self._bin / "pg_ctl"),
+                    "-D",
+                    str(self._data),
+                    "-l",
+                    str(self._root / "server.log"),
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT_S),
+                    "start",
+                    "-o",
+                    options,
+                ],
                 START_TIMEOUT_S + 10,
             )
         except BaseException:
@@ -123,8 +142,17 @@ class ThrowawayCluster:
         if self._data is not None and (self._data / "postmaster.pid").exists():
             try:
                 self._run(
-                    [str(self._bin / "pg_ctl"), "-D", str(self._data), "-m", "immediate",
-                     "-w", "-t", str(STOP_TIMEOUT_S), "stop"],
+                    [
+                        str(self._bin / "pg_ctl"),
+                        "-D",
+                        str(self._data),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "-t",
+                        str(STOP_TIMEOUT_S),
+                        "stop",
+                    ],
                     STOP_TIMEOUT_S + 10,
                 )
             except RestoreDrillError:

@@ -1,4 +1,4 @@
-"""``run_drill(path)``: restore a backup into isolated infrastructure and prove the copy is whole."""
+"""``run_drill(path)``: restore a backup into isolated infrastructure, prove the copy whole."""
 
 from __future__ import annotations
 
@@ -105,9 +105,19 @@ def _pg_restore(
     url = cluster.url(DRILL_DATABASE)
     began = time.monotonic()
     proc = subprocess.run(
-        [str(cluster.bin_dir / "pg_restore"), "--no-owner", "--no-privileges",
-         "--exit-on-error", "--no-password", f"--dbname={DRILL_DATABASE}", str(path)],
-        env=libpq_env(url), capture_output=True, text=True, timeout=RESTORE_TIMEOUT_S,
+        [
+            str(cluster.bin_dir / "pg_restore"),
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--no-password",
+            f"--dbname={DRILL_DATABASE}",
+            str(path),
+        ],
+        env=libpq_env(url),
+        capture_output=True,
+        text=True,
+        timeout=RESTORE_TIMEOUT_S,
     )
     restore_s = time.monotonic() - began
     if proc.returncode != 0:

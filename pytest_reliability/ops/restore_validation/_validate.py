@@ -122,7 +122,9 @@ def _check_sqlite_archive(path: Path) -> None:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
-            raise _Invalid(FailureReason.ARCHIVE_UNREADABLE, f"not a SQLite database: {exc}") from None
+            raise _Invalid(
+                FailureReason.ARCHIVE_UNREADABLE, f"not a SQLite database: {exc}"
+            ) from None
     if rows != ["ok"]:
         raise _Invalid(FailureReason.INTEGRITY_CHECK_FAILED, "; ".join(rows[:3]))
 
@@ -145,9 +147,7 @@ def _run(path: Path, pg_bin_dir: Path | None) -> tuple[int, dict[str, Any]]:
     except ChecksumFileError as exc:
         raise _Invalid(exc.reason, exc.detail) from None
     mpath = _files.manifest_path(path)
-    _regular(
-        mpath, "manifest", FailureReason.MANIFEST_MISSING, FailureReason.MANIFEST_INVALID
-    )
+    _regular(mpath, "manifest", FailureReason.MANIFEST_MISSING, FailureReason.MANIFEST_INVALID)
     try:
         manifest = read_manifest(mpath)
     except ValueError as exc:
@@ -191,7 +191,10 @@ def validate(path: str | Path, *, pg_bin_dir: Path | None = None) -> ValidationR
     except OSError as exc:
         detail = f"cannot read {exc.filename or path}: {exc.strerror or exc}"
         return ValidationResult(
-            path, False, FailureReason.ARCHIVE_UNREADABLE, detail,
+            path,
+            False,
+            FailureReason.ARCHIVE_UNREADABLE,
+            detail,
             duration_s=time.monotonic() - began,
         )
     return ValidationResult(path, True, None, "", size, time.monotonic() - began, manifest)
