@@ -62,9 +62,7 @@ def _fill(url: str, rows: int) -> None:
 
 def _anchor_backup(url: str, pg_dump: Path, out: Path) -> float:
     began = time.perf_counter()
-    subprocess.run(
-        [str(pg_dump), "-Fc", f"--file={out}"], env=libpq_env(url), check=True
-    )
+    subprocess.run([str(pg_dump), "-Fc", f"--file={out}"], env=libpq_env(url), check=True)
     with (out.parent / (out.name + ".sha256")).open("w") as sums:
         subprocess.run(["sha256sum", out.name], cwd=out.parent, stdout=sums, check=True)
     return time.perf_counter() - began

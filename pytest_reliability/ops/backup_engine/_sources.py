@@ -18,7 +18,7 @@ from typing import Any, Protocol, final
 
 from sqlalchemy.engine import make_url
 
-from pytest_reliability.errors import BackupError, BackupSourceUnavailable
+from pytest_reliability.errors import BackupDirectoryError, BackupError, BackupSourceUnavailable
 from pytest_reliability.ops.backup_engine._content import pg_content, sqlite_content
 from pytest_reliability.ops.backup_engine._manifest import Content, redact_url
 from pytest_reliability.ops.backup_engine._pg_tools import (
@@ -30,6 +30,16 @@ from pytest_reliability.ops.backup_engine._pg_tools import (
 
 DEFAULT_DUMP_TIMEOUT_S = 3600.0
 _LABEL_RE = re.compile(r"[^a-z0-9_-]+")
+_TARGET_WRITE_ERRORS = frozenset(
+    {
+        "SQLITE_FULL",
+        "SQLITE_CANTOPEN",
+        "SQLITE_READONLY",
+        "SQLITE_IOERR_WRITE",
+        "SQLITE_IOERR_FSYNC",
+        "SQLITE_IOERR_TRUNCATE",
+    }
+)
 
 
 def _label(text: str) -> str:
@@ -92,6 +102,11 @@ class SqliteSource:
             finally:
                 target.close()
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorname", "") in _TARGET_WRITE_ERRORS:
+                # The source is only read: a failed write, sync or open is the backup directory.
+                raise BackupDirectoryError(
+                    f"backup directory {archive.parent} is full or not writable: {exc}"
+                ) from exc
             raise BackupError(f"SQLite online backup of {self.path} failed: {exc}") from exc
         finally:
             source.close()
@@ -163,6 +178,8 @@ class PostgresSource:
             conn.close()
         if proc.returncode != 0:
             last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+            if "output file" in last:  # "could not open/write to output file": our directory
+                raise BackupDirectoryError(f"pg_dump could not write the archive: {last}")
             raise BackupError(f"pg_dump exited with {proc.returncode}: {last}")
         source = {
             "schema": self.schema,
