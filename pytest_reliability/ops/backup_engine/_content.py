@@ -2,8 +2,9 @@
 
 The same functions read the source at backup time and the restored copy in a drill, so the two
 are compared digest for digest. A table's digest does not depend on row order (a restore may
-return rows in another order): each row is hashed on its own and the hashes are summed as two
-64-bit halves, which the database can do in one pass without sorting.
+return rows in another order): each row's text is hashed on its own (two 64-bit hashes on
+PostgreSQL, the two halves of MD5 on SQLite) and the hashes are summed, which the database does
+in one pass without sorting; SHA-256 over table name, count and sums is the digest.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ WHERE table_type = 'BASE TABLE'
 ORDER BY 1, 2
 """
 
+# hashtextextended (the 64-bit hash behind hash partitioning, stable for a major version) under
+# two seeds: half the cost of md5 over the row text, which dominates a backup's digest time.
 _PG_DIGEST = """
 SELECT count(*),
-       coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0),
-       coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)
-FROM (SELECT md5(t::text) AS h FROM {table} AS t) AS rows
+       coalesce(sum(hashtextextended(r, 0)::numeric), 0),
+       coalesce(sum(hashtextextended(r, 1)::numeric), 0)
+FROM (SELECT t::text AS r FROM {table} AS t) AS rows
 """
 
 
