@@ -35,6 +35,14 @@ def test_a_pg_drill_under_a_writer_restores_a_verified_copy_equal_to_the_manifes
     from harness.backup_drill import populate
 
     populate(pg_url, events=20)
+    # Column types without a hash function take the row-text digest path.
+    from pytest_reliability.db import make_engine
+
+    engine = make_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE shapes (id int PRIMARY KEY, at point, meta json)")
+        conn.exec_driver_sql("INSERT INTO shapes VALUES (1, point(1.5, 2), '{\"a\": [1, 2]}')")
+    engine.dispose()
     writer = _writer(pg_url, 4000)
     try:
         _wait_for_events(pg_url, 60)
@@ -49,6 +57,7 @@ def test_a_pg_drill_under_a_writer_restores_a_verified_copy_equal_to_the_manifes
     schema = backup.manifest["source"]["schema"]
     assert tables[f"{schema}.idempotency_records"]["rows"] == 10
     assert tables[f"{schema}.ops_kill_switches"]["rows"] == 2
+    assert tables[f"{schema}.shapes"]["rows"] == 1
     assert "writer" in backup.manifest["audit_heads"]
     result = run_drill(backup.path)
     assert result.ok, result.problems
