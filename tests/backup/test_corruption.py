@@ -217,6 +217,10 @@ def test_a_flipped_byte_in_a_pg_dump_is_caught_and_a_resealed_one_fails_pg_resto
         actor=admin, reason="test"
     )  # type: ignore[arg-type]
     assert validate(backup.path).ok
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    missing_tool = validate(backup.path, pg_bin_dir=empty)
+    assert missing_tool.reason is FailureReason.TOOL_UNAVAILABLE, str(missing_tool)
     _flip(backup.path, 2)
     assert validate(backup.path).reason is FailureReason.DIGEST_MISMATCH
     # Reseal the damaged header: only pg_restore --list can tell now.
