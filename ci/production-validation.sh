@@ -23,6 +23,7 @@ results="$scratch/gates.tsv"
 gate_lint() { ruff check . && ruff format --check .; }
 gate_types() { mypy; }
 gate_reliability() { bash "$root/ci/reliability-validation.sh"; }
+gate_backup() { bash "$root/ci/backup-validation.sh"; }
 gate_audit() {
   # A scratch SQLite audit log, written through the real API, then verified by the CLI.
   local url="sqlite:///$scratch/audit.db"

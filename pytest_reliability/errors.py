@@ -45,7 +45,13 @@ The tree::
     ├── ChaosError
     │   ├── ChaosDisabled             the chaos engine refuses to arm here
     │   └── InjectedFault             the default exception a chaos fault raises
-    └── ReportError                   a reliability report is invalid or cannot be written
+    ├── ReportError                   a reliability report is invalid or cannot be written
+    └── BackupError                   a backup could not be made, listed or pruned
+        ├── BackupToolError           pg_dump/pg_restore/initdb missing, or older than the server
+        ├── BackupSourceUnavailable   (also a StoreUnavailable) the source refused the connection
+        ├── BackupDirectoryError      the backup directory is unwritable, full or not ours
+        └── RestoreDrillError         a restore drill could not run
+            └── DrillTargetRefused    the target is the source, or a server the drill did not start
 """
 
 from __future__ import annotations
@@ -54,10 +60,15 @@ __all__ = [
     "AuditCheckpointError",
     "AuditError",
     "AuditIntegrityError",
+    "BackupDirectoryError",
+    "BackupError",
+    "BackupSourceUnavailable",
+    "BackupToolError",
     "ChaosDisabled",
     "ChaosError",
     "ConfigurationError",
     "CorruptRecord",
+    "DrillTargetRefused",
     "IdempotencyError",
     "IdempotencyInProgress",
     "IdempotencyKeyMismatch",
@@ -76,6 +87,7 @@ __all__ = [
     "ReliabilityError",
     "ReplayedFailure",
     "ReportError",
+    "RestoreDrillError",
     "SLOCounterError",
     "SLODataError",
     "SLOError",
@@ -323,3 +335,34 @@ class InjectedFault(ChaosError):
 
 class ReportError(ReliabilityError):
     """A reliability report is invalid, or cannot be read or written."""
+
+
+class BackupError(ReliabilityError):
+    """A backup could not be made, listed or pruned; no partial file is left under a final name."""
+
+
+class BackupToolError(BackupError):
+    """A needed tool (``pg_dump``, ``pg_restore``, ``initdb``) is missing or too old.
+
+    ``tool`` names it.
+    """
+
+    def __init__(self, message: str, *, tool: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+
+
+class BackupSourceUnavailable(BackupError, StoreUnavailable):
+    """The database to back up refused the connection or could not be read."""
+
+
+class BackupDirectoryError(BackupError):
+    """The backup directory is unwritable or full, or a name in it is taken by a foreign file."""
+
+
+class RestoreDrillError(BackupError):
+    """A restore drill could not run (its throwaway server failed, the restore tool failed)."""
+
+
+class DrillTargetRefused(RestoreDrillError):
+    """A drill refused its target: it is the source, or a server the drill did not start."""

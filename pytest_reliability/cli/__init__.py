@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pytest_reliability._version import __version__
-from pytest_reliability.cli import _audit, _report, _slo
+from pytest_reliability.cli import _audit, _backup, _report, _slo
 from pytest_reliability.errors import ReliabilityError
 
 __all__ = ["build_parser", "main"]
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _audit.register(commands)
+    _backup.register(commands)
     _report.register(commands)
     _slo.register(commands)
     return parser

@@ -35,6 +35,9 @@ class Permission(StrEnum):
     DEGRADATION_SET = "ops.degradation.set"
     AUDIT_READ = "ops.audit.read"
     SLO_READ = "ops.slo.read"
+    BACKUP_CREATE = "ops.backup.create"
+    BACKUP_READ = "ops.backup.read"
+    BACKUP_PRUNE = "ops.backup.prune"
 
 
 @final
@@ -75,6 +78,15 @@ _registry: dict[str, PermissionSpec] = {
     ),
     Permission.SLO_READ: PermissionSpec(
         Permission.SLO_READ, "platform", "see SLO status: error budget, burn rates, alerts"
+    ),
+    Permission.BACKUP_CREATE: PermissionSpec(
+        Permission.BACKUP_CREATE, "platform", "take a backup of the database"
+    ),
+    Permission.BACKUP_READ: PermissionSpec(
+        Permission.BACKUP_READ, "platform", "list, validate and drill backups"
+    ),
+    Permission.BACKUP_PRUNE: PermissionSpec(
+        Permission.BACKUP_PRUNE, "platform", "delete backups past the retention policy"
     ),
 }
 
