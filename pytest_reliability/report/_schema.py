@@ -13,7 +13,7 @@ from typing import Any, final
 from pytest_reliability.errors import ReportError
 from pytest_reliability.report._fastcheck import compile_check
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """The ``schema_version`` this plugin writes."""
 REPORT_SCHEMA = "reliability-report.schema.json"
 """File name of the reliability report schema."""

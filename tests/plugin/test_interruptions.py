@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugin._helpers import RunInner, by_nodeid
+from tests.plugin._helpers import RunInner, assert_closing_line_matches, by_nodeid
 
 THREE = """
 import pytest
@@ -104,8 +104,11 @@ def test_reruns_keep_every_attempt_and_a_pass_on_rerun_is_flaky(
     failing = tests["test_always_fails"]
     assert [a["outcome"] for a in failing["attempts"]] == ["failed"] * 3
     assert report["summary"]["flaky"] == 1
+    # pytest's closing line: "1 failed, 1 passed, 3 rerun".
     assert report["summary"]["failed"] == 1
-    assert report["summary"]["passed"] == 0
+    assert report["summary"]["passed"] == 1
+    assert report["summary"]["other"] == {"rerun": 3}
+    assert_closing_line_matches(result, report)
     budget = next(g for g in report["gates"] if g["name"] == "flaky-budget")
     assert budget["status"] == "failed"
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pytest_reliability.report import load_schema, violations
-from tests.plugin._helpers import REPORT, RunInner, by_nodeid
+from tests.plugin._helpers import REPORT, RunInner, assert_closing_line_matches, by_nodeid
 
 OUTCOMES = """
 import pytest
@@ -53,17 +53,21 @@ def test_every_outcome_is_counted_and_described(
     pytester.makepyfile(OUTCOMES)
     result, report = run_inner()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # pytest's closing line: the test whose teardown errors counts as passed and as an error.
     assert report["summary"] == {
         "total": 7,
-        "passed": 1,
+        "passed": 2,
         "failed": 1,
         "skipped": 1,
         "xfailed": 1,
         "xpassed": 1,
         "error": 2,
         "flaky": 0,
+        "interrupted": 0,
         "collection_errors": 0,
+        "other": {},
     }
+    assert_closing_line_matches(result, report)
     tests = by_nodeid(report)
     assert "one is not two" in tests["test_fails"]["failure"]
     assert "setup exploded" in tests["test_setup_error"]["failure"]
@@ -194,7 +198,10 @@ def test_a_hook_that_breaks_the_schema_leaves_no_report_and_fails_the_run(
     result = pytester.runpytest("-p", "reliability")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*report not written*/summary/passed*"])
-    assert not (pytester.path / REPORT).exists()
+    # Only the report written at the start remains, which says the run did not finish.
+    left = json.loads((pytester.path / REPORT).read_text(encoding="utf-8"))
+    assert left["status"] == "incomplete"
+    assert left["tests"] == []
 
 
 def test_report_is_replaced_atomically_without_leftovers(
