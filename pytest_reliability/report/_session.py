@@ -136,6 +136,11 @@ class ReportSession:
         self._interrupt("worker_crash", str(report.longrepr))
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodeready(self, node: Any) -> None:
+        """Record each worker as it starts: after Ctrl-C none reports that it went down."""
+        self.info.workers.append(str(node.gateway.id))
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """Merge what a worker sent in ``workeroutput``; a dead worker makes the run incomplete."""
         sent = (getattr(node, "workeroutput", None) or {}).get("reliability") or {}

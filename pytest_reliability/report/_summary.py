@@ -48,7 +48,9 @@ def _problems(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~^$:])")
+# Inline text only (never at the start of a line): what could open emphasis, code, a link, an
+# image, a table cell, strikethrough or a bare autolink (the colon of "https:").
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~!:])")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 
 
