@@ -4,8 +4,9 @@ What is masked, in every string of the report (node ids, failure texts, facts, g
 sections, keys included) and of the summaries:
 
 * the value of every environment variable whose name looks secret (:data:`SECRET_NAME`: ``TOKEN``,
-  ``SECRET``, ``PASSWORD``, ``API_KEY``, ``PRIVATE_KEY``, ``CREDENTIAL``, ``AUTH``, ``DSN``,
-  ``DATABASE_URL``, ... as a word of the name), when the value is at least
+  ``SECRET``, ``PASSWORD``, ``API_KEY``, ``PRIVATE_KEY``, ``CREDENTIAL``, ``DATABASE_URL``
+  anywhere in the name; ``KEY``, ``AUTH``, ``PASS``, ``DSN``, ``SESSION`` as a word of it), when
+  the value is at least
   :data:`MIN_SECRET_LENGTH` characters long (shorter values such as ``1`` or ``true`` would mask
   unrelated text);
 * every match of the user's patterns (``--reliability-redact=REGEX``, ini
@@ -27,12 +28,13 @@ MASK = "***"
 MIN_SECRET_LENGTH = 6
 """Shortest environment value that is masked."""
 SECRET_NAME = re.compile(
-    r"(?:^|_)(?:SECRETS?|TOKENS?|PASSWORDS?|PASSWD|PASS|PWD|API_?KEYS?|ACCESS_?KEYS?|"
-    r"PRIVATE_?KEYS?|SECRET_?KEYS?|SIGNING_?KEYS?|CREDENTIALS?|CREDS|AUTH|AUTHORIZATION|"
-    r"COOKIES?|SESSION|DSN|DATABASE_URL|DB_URL|CONNECTION_STRING|WEBHOOK_SECRET|KEY)(?:_|$)",
+    r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY|SIGNING_?KEY"
+    r"|DATABASE_URL|CONNECTION_STRING"
+    r"|(?:^|_)(?:KEYS?|AUTH|AUTHORIZATION|PASS|PWD|CREDS|COOKIES?|SESSION|DSN|DB_URL)(?:_|$)",
     re.IGNORECASE,
 )
-"""An environment variable name that looks secret (matched against each ``_``-separated word)."""
+"""An environment variable name that looks secret: a strong word anywhere in it (``PGPASSWORD``),
+a weak one (``KEY``, ``AUTH``, ``PASS``, ``DSN``, ...) as a whole ``_``-separated word."""
 _NOT_SECRET = frozenset({"PWD", "OLDPWD"})  # the shell's working directories
 
 
