@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import resource
 import stat
 import subprocess
 import sys
@@ -143,13 +144,18 @@ def test_non_regular_files_are_refused_without_reading(tmp_path: Path, kind: str
         path = Path("/dev/zero")  # read-only use: nothing is written to it
     else:
         path = tmp_path
-    # A subprocess with a timeout: the old code hung on the FIFO and ran out of memory on zeros.
+    # A subprocess with a timeout and a memory cap: the old code hung on the FIFO and read
+    # zeros until memory ran out, which must not take the shared machine's memory with it.
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
     done = subprocess.run(
         [sys.executable, "-m", "pytest_reliability", "report", "summary", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        preexec_fn=cap_memory,
     )
     assert done.returncode == 1
     _assert_one_line_error(done.stderr, path)
