@@ -144,6 +144,7 @@ def test_non_regular_files_are_refused_without_reading(tmp_path: Path, kind: str
         path = Path("/dev/zero")  # read-only use: nothing is written to it
     else:
         path = tmp_path
+
     # A subprocess with a timeout and a memory cap: the old code hung on the FIFO and read
     # zeros until memory ran out, which must not take the shared machine's memory with it.
     def cap_memory() -> None:
