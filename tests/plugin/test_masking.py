@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pytest_reliability.cli import main
-from pytest_reliability.report._mask import Masker, secret_values
 from tests.plugin._helpers import REPORT, RunInner, by_nodeid
 
 TOKEN = "ghp_S3cr3tT0kenValue0123456789"
@@ -95,10 +94,14 @@ def test_summary_masks_a_report_written_elsewhere(
     ],
 )
 def test_which_environment_names_look_secret(name: str, masked: bool) -> None:
+    from pytest_reliability.report._mask import secret_values
+
     assert bool(secret_values({name: "value-long-enough"})) is masked
 
 
 def test_short_values_are_not_masked() -> None:
+    from pytest_reliability.report._mask import Masker, secret_values
+
     # "true" or "1" would mask unrelated text all over the report.
     assert secret_values({"USE_AUTH": "true", "API_TOKEN": "12345"}) == []
     masker = Masker.from_environ({"API_TOKEN": "123456"})

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_reliability.report._io import write_bytes
 from tests.plugin._helpers import REPORT, RunInner, by_nodeid
 
 
@@ -154,6 +153,8 @@ def test_lone_surrogates_in_failures_and_facts_are_kept_visibly(
 def test_the_directory_is_fsynced_after_the_rename(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pytest_reliability.report._io import write_bytes
+
     # A spy on the real call: the data must reach the disk, and so must the directory entry.
     synced: list[bool] = []
     real_fsync = os.fsync
