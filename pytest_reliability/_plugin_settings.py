@@ -89,7 +89,10 @@ def setting(
             try:
                 return parse(where, raw)
             except (ConfigurationError, ValueError) as exc:
-                raise pytest.UsageError(f"{where}: {exc}") from None
+                message = str(exc)  # ids' parsers name the setting already
+                if not message.startswith(where):
+                    message = f"{where}: {message}"
+                raise pytest.UsageError(message) from None
     return None
 
 
