@@ -8,6 +8,12 @@ process, with plugin autoload off so nothing else loaded skews the comparison:
 * bare:        ``-p no:reliability``
 * reliability: ``-p reliability`` writing its report (validated against the schema, atomic)
 * json-report: ``-p no:reliability -p pytest_jsonreport.plugin --json-report`` writing its report
+* installed:   the plugin loaded the way autoload loads it (``PYTEST_PLUGINS``, no ``-p``), not
+  opted in: fixtures and markers only, no report (what every run in an environment with the
+  package installed pays)
+
+``--suite hypothesis`` generates Hypothesis tests instead (``--tests`` of them, 20 examples
+each), the shape of a Hypothesis-heavy suite such as cattrs, where every test carries statistics.
 
 Every variant imports pytest-reliability from this checkout (its root goes first on
 ``PYTHONPATH``), whatever copy is installed. Bytecode is cached for every variant alike, in a
@@ -36,11 +42,24 @@ from pathlib import Path
 PER_FILE = 100
 
 
-def generate(directory: Path, tests: int) -> None:
-    """Write ``tests`` trivial tests, ``PER_FILE`` to a module."""
+HYPOTHESIS_HEADER = (
+    "from hypothesis import given, settings, strategies as st\n\n"
+    "SETTINGS = settings(max_examples=20, database=None, derandomize=True)\n\n\n"
+)
+
+
+def generate(directory: Path, tests: int, suite: str = "trivial") -> None:
+    """Write ``tests`` tests, ``PER_FILE`` to a module: trivial ones, or Hypothesis ones."""
     for start in range(0, tests, PER_FILE):
         count = min(PER_FILE, tests - start)
-        body = "".join(f"def test_{start + i}():\n    assert True\n\n\n" for i in range(count))
+        if suite == "hypothesis":
+            body = HYPOTHESIS_HEADER + "".join(
+                f"@SETTINGS\n@given(st.lists(st.integers()))\ndef test_{start + i}(xs):\n"
+                "    assert sorted(sorted(xs)) == sorted(xs)\n\n\n"
+                for i in range(count)
+            )
+        else:
+            body = "".join(f"def test_{start + i}():\n    assert True\n\n\n" for i in range(count))
         (directory / f"test_gen_{start // PER_FILE:03d}.py").write_text(body)
     (directory / "pytest.ini").write_text("[pytest]\n")
 
@@ -66,7 +85,12 @@ def variants(directory: Path) -> dict[str, list[str]]:
             "--json-report",
             f"--json-report-file={directory / 'out' / 'json-report.json'}",
         ],
+        "installed": [*common],
     }
+
+
+EXTRA_ENV = {"installed": {"PYTEST_PLUGINS": "pytest_reliability.plugin"}}
+"""Environment a variant adds (autoload is off for all: this loads the plugin as it would)."""
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,9 +107,11 @@ def environment(directory: Path) -> dict[str, str]:
     return env
 
 
-def time_run(directory: Path, args: list[str]) -> tuple[float, float]:
+def time_run(
+    directory: Path, args: list[str], extra: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Return wall and CPU seconds of one pytest process; fail loudly if the run did not pass."""
-    env = environment(directory)
+    env = {**environment(directory), **(extra or {})}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
@@ -109,14 +135,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--suite", choices=("trivial", "hypothesis"), default="trivial")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="reliability-bench-") as tmp:
         directory = Path(tmp) / "suite"
         directory.mkdir()
-        generate(directory, args.tests)
+        generate(directory, args.tests, args.suite)
         runs = variants(directory)
-        for argv in runs.values():  # warm the bytecode caches once, untimed
-            time_run(directory, argv)
+        for name, argv in runs.items():  # warm the bytecode caches once, untimed
+            time_run(directory, argv, EXTRA_ENV.get(name))
         wall: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         order = list(runs)
@@ -125,10 +152,10 @@ def main() -> int:
             shuffle(order)  # no variant always runs right after the same other one
             for name in order:
                 argv = runs[name]
-                seconds, cpu_seconds = time_run(directory, argv)
+                seconds, cpu_seconds = time_run(directory, argv, EXTRA_ENV.get(name))
                 wall[name].append(seconds)
                 cpu[name].append(cpu_seconds)
-    print(f"{args.tests} trivial tests, median of {args.repeat} alternating runs each")
+    print(f"{args.tests} {args.suite} tests, median of {args.repeat} alternating runs each")
     for label, table in (("wall", wall), ("cpu", cpu)):
         medians = {name: statistics.median(values) for name, values in table.items()}
         bare = medians["bare"]

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Production gate: run the project's gates in order (lint, types, reliability, audit), write
+# Production gate: run the project's gates in order (lint, types, reliability, backup, audit), write
 # reports/production-validation-report.json, stop at the first failing gate and say why.
 #
 # Settings (environment):
-#   PRODUCTION_GATES        gates to run, in this order (default: "lint types reliability audit")
+#   PRODUCTION_GATES        gates to run, in this order (default: "lint types reliability backup audit")
 #   PRODUCTION_REPORT       report path (default: <repo>/reports/production-validation-report.json)
 #   PYTHON                  interpreter (default: python3)
-# The reliability gate is ci/reliability-validation.sh and takes its settings too.
+# The reliability gate is ci/reliability-validation.sh and takes its settings too; the backup gate
+# is ci/backup-validation.sh (its own result in reports/backup-gate.json).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 python="${PYTHON:-python3}"
 report="${PRODUCTION_REPORT:-$root/reports/production-validation-report.json}"
-selected="${PRODUCTION_GATES:-lint types reliability audit}"
+selected="${PRODUCTION_GATES:-lint types reliability backup audit}"
 started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
@@ -27,52 +28,26 @@ gate_backup() { bash "$root/ci/backup-validation.sh"; }
 gate_audit() {
   # A scratch SQLite audit log, written through the real API, then verified by the CLI.
   local url="sqlite:///$scratch/audit.db"
-  "$python" - "$url" <<'PY'
-import sys
-from pytest_reliability.audit import AuditLog
-from pytest_reliability.db import create_schema, make_engine
-from pytest_reliability.tenancy import tenant_scope
-engine = make_engine(sys.argv[1])
-create_schema(engine)
-log = AuditLog(engine)
-with tenant_scope("production-gate"):
-    for n in range(3):
-        log.append("gate.check", actor="ci", target=f"check-{n}", outcome="ok")
-engine.dispose()
-PY
+  "$python" -m pytest_reliability production audit-smoke --database-url "$url"
   "$python" -m pytest_reliability audit verify --database-url "$url"
 }
 
 write_report() {
-  "$python" - "$report" "$started" "$results" <<'PY'
-import datetime, json, sys
-from pathlib import Path
-from pytest_reliability.report import write_report
-path, started, results = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-gates = []
-for line in results.read_text(encoding="utf-8").splitlines():
-    name, status, seconds, reason = line.split("\t", 3)
-    gates.append({"name": name, "status": status, "duration_s": float(seconds),
-                  "reason": reason or None})
-failed = next((g["name"] for g in gates if g["status"] == "failed"), None)
-finished = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-write_report(path, {"schema_version": "1.0", "status": "failed" if failed else "passed",
-                    "started_at": started, "finished_at": finished, "failed_gate": failed,
-                    "gates": gates}, schema="production-validation-report.schema.json")
-PY
+  "$python" -m pytest_reliability production report \
+    --results "$results" --started "$started" --output "$report"
 }
 
 for gate in $selected; do
   case "$gate" in
-    lint | types | reliability | audit) ;;
+    lint | types | reliability | backup | audit) ;;
     *)
-      echo "production-validation: unknown gate '$gate' (known: lint types reliability audit)" >&2
+      echo "production-validation: unknown gate '$gate' (known: lint types reliability backup audit)" >&2
       exit 2
       ;;
   esac
 done
 
-for gate in lint types reliability audit; do
+for gate in lint types reliability backup audit; do
   case " $selected " in
     *" $gate "*) ;;
     *) continue ;;

@@ -48,16 +48,7 @@ fi
 
 if [ "$status" -ne 0 ]; then
   echo "reliability-validation: FAILED (pytest exit $status); gates:" >&2
-  "$python" - "$report" >&2 <<'PY'
-import json, sys
-report = json.load(open(sys.argv[1], encoding="utf-8"))
-print(f"  status: {report['status']}")
-if report["run"]["interruption"]:
-    print(f"  interrupted: {report['run']['interruption']['reason']}")
-for gate in report["gates"]:
-    if gate["status"] != "passed":
-        print(f"  gate {gate['name']} {gate['status']}: " + "; ".join(gate["reasons"][:10]))
-PY
+  "$python" -m pytest_reliability report gates "$report" >&2 || true
   exit "$status"
 fi
 echo "reliability-validation: PASSED"

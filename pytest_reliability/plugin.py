@@ -28,6 +28,25 @@ import pytest
 
 from pytest_reliability import hookspecs, ids
 from pytest_reliability._facts import RUN_SEED, facts_for, recorded_facts
+from pytest_reliability._plugin_settings import (
+    DEFAULT_REPORT,
+    OPT_ALLOW_NO_TESTS,
+    OPT_DETERMINISTIC_IDS,
+    OPT_DETERMINISTIC_UUID4,
+    OPT_FLAKY_BUDGET,
+    OPT_REDACT,
+    OPT_REPORT,
+    OPT_REQUIRE,
+    OPT_SEED,
+    categories,
+    count_arg,
+    parse_bool,
+    parse_count,
+    report_path,
+    seed_arg,
+    setting,
+)
+from pytest_reliability.errors import ConfigurationError, ReportError
 from pytest_reliability.fixtures import FIXTURE_MODULES
 from pytest_reliability.report._collector import CATEGORIES_KEY, FACTS_KEY, WORKER_KEY
 
@@ -36,21 +55,6 @@ if TYPE_CHECKING:
 
 pytest_plugins = list(FIXTURE_MODULES)
 
-OPT_REPORT = "--reliability-report"
-"""Where to write the JSON report (ini ``reliability_report``)."""
-OPT_SEED = "--reliability-seed"
-"""The run's seed (ini ``reliability_seed``; else ``RELIABILITY_SEED``; else random)."""
-OPT_REQUIRE = "--reliability-require"
-"""A category that needs a passing test (repeatable, comma lists; ini ``reliability_require``)."""
-OPT_FLAKY_BUDGET = "--reliability-flaky-budget"
-"""How many flaky tests the gate allows (ini ``reliability_flaky_budget``; default 0)."""
-OPT_DETERMINISTIC_IDS = "--reliability-deterministic-ids"
-"""Derive ids from the seed and node id (ini ``reliability_deterministic_ids``)."""
-OPT_DETERMINISTIC_UUID4 = "--reliability-deterministic-uuid4"
-"""Make ``uuid.uuid4()`` deterministic in each test (ini ``reliability_deterministic_uuid4``)."""
-
-DEFAULT_REPORT = "reports/reliability-validation-report.json"
-"""The report path when neither the option nor the ini sets one (relative to the rootdir)."""
 CATEGORY_MARKERS = ("chaos", "kill_switch", "idempotency", "audit")
 """Markers that each declare the category of the same name."""
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -74,24 +78,6 @@ class _RunState:
     saved_ids: tuple[int | None, bool | None] = (None, None)
 
 
-def _seed_arg(raw: str) -> int:
-    # argparse turns this error into a usage error naming the option.
-    import argparse
-
-    try:
-        return ids.parse_seed(OPT_SEED, raw)
-    except Exception as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _count_arg(raw: str) -> int:
-    import argparse
-
-    if not raw.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a non-negative integer")
-    return int(raw)
-
-
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     """Register the ``pytest_reliability_*`` hook specifications."""
     pluginmanager.add_hookspecs(hookspecs)
@@ -111,7 +97,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         OPT_SEED,
         dest="reliability_seed",
         metavar="N",
-        type=_seed_arg,
+        type=seed_arg,
         default=None,
         help="seed for chaos and deterministic ids (default: $RELIABILITY_SEED, "
         "else random; printed in the header)",
@@ -128,7 +114,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         OPT_FLAKY_BUDGET,
         dest="reliability_flaky_budget",
         metavar="N",
-        type=_count_arg,
+        type=count_arg,
         default=None,
         help="flaky tests allowed (default 0)",
     )
@@ -146,7 +132,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="make uuid.uuid4() deterministic inside each test",
     )
+    group.addoption(
+        OPT_REDACT,
+        dest="reliability_redact",
+        metavar="REGEX",
+        action="append",
+        default=None,
+        help="mask matches of REGEX in the report (repeatable; secret-looking environment "
+        "variables are always masked)",
+    )
+    group.addoption(
+        OPT_ALLOW_NO_TESTS,
+        dest="reliability_allow_no_tests",
+        action="store_true",
+        default=None,
+        help="let a run in which no test ran pass the gates",
+    )
     parser.addini("reliability_report", f"reliability report path (default {DEFAULT_REPORT})")
+    parser.addini("reliability_redact", "regular expressions masked in the report", type="linelist")
+    parser.addini("reliability_allow_no_tests", "a run without tests passes the gates (bool)")
     parser.addini("reliability_seed", "seed for chaos and deterministic ids")
     parser.addini("reliability_require", "categories that need a passing test", type="args")
     parser.addini("reliability_flaky_budget", "flaky tests allowed by the gate (default 0)")
@@ -154,63 +158,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("reliability_deterministic_uuid4", "deterministic uuid.uuid4() in tests (bool)")
 
 
-def _ini_bool(config: pytest.Config, name: str) -> bool | None:
-    raw = config.getini(name)
-    if not raw:
-        return None
-    try:
-        return ids.parse_bool(name, str(raw))
-    except Exception as exc:
-        raise pytest.UsageError(f"ini option {name}: {exc}") from None
-
-
-def _ini_int(config: pytest.Config, name: str) -> int | None:
-    raw = str(config.getini(name) or "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise pytest.UsageError(f"ini option {name}: {raw!r} is not a non-negative integer")
-    return int(raw)
-
-
-def _categories(values: list[str], where: str) -> tuple[str, ...]:
-    found: list[str] = []
-    for value in values:
-        for name in (part.strip() for part in value.split(",")):
-            if not _CATEGORY.match(name):
-                raise pytest.UsageError(
-                    f"{where}: {name!r} is not a category name ([a-z][a-z0-9_]*)"
-                )
-            if name not in found:
-                found.append(name)
-    return tuple(found)
-
-
 def _choose_seed(config: pytest.Config) -> int:
-    seed: int | None = config.getoption("reliability_seed")
-    if seed is not None:
-        return seed
-    raw = str(config.getini("reliability_seed") or "").strip()
+    seed = setting(config, "reliability_seed", ids.parse_seed, ids.SEED_ENV)
+    return seed if seed is not None else random.SystemRandom().randrange(2**32)
+
+
+def _masker(config: pytest.Config) -> Any:
+    from pytest_reliability.report._mask import Masker, compile_patterns
+
+    raw = [*(config.getoption("reliability_redact") or ()), *config.getini("reliability_redact")]
     try:
-        if raw:
-            return ids.parse_seed("ini option reliability_seed", raw)
-        env = os.environ.get(ids.SEED_ENV, "").strip()
-        if env:
-            return ids.parse_seed(ids.SEED_ENV, env)
-    except Exception as exc:
+        patterns = compile_patterns(raw, OPT_REDACT)
+    except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return random.SystemRandom().randrange(2**32)
-
-
-def _report_path(config: pytest.Config) -> Path:
-    option = config.getoption("reliability_report")
-    if option:
-        return config.invocation_params.dir / str(option)
-    ini = str(config.getini("reliability_report") or "").strip()
-    if ini:
-        base = config.inipath.parent if config.inipath is not None else config.rootpath
-        return base / ini
-    return config.rootpath / DEFAULT_REPORT
+    return Masker.from_environ(os.environ, patterns)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -221,38 +182,34 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "reliability(*categories): the reliability categories the test proves"
     )
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    deterministic = config.getoption("reliability_deterministic_ids")
-    if deterministic is None:
-        deterministic = _ini_bool(config, "reliability_deterministic_ids")
-    uuid4 = config.getoption("reliability_deterministic_uuid4")
-    if uuid4 is None:
-        uuid4 = _ini_bool(config, "reliability_deterministic_uuid4")
-    budget = config.getoption("reliability_flaky_budget")
-    if budget is None:
-        budget = _ini_int(config, "reliability_flaky_budget")
-    required = _categories(config.getoption("reliability_require") or [], OPT_REQUIRE)
+    deterministic = setting(config, "reliability_deterministic_ids", parse_bool)
+    uuid4 = setting(config, "reliability_deterministic_uuid4", parse_bool)
+    budget = setting(config, "reliability_flaky_budget", parse_count)
+    allow_no_tests = setting(config, "reliability_allow_no_tests", parse_bool)
+    required = categories(config.getoption("reliability_require") or [], OPT_REQUIRE)
     if not required:
-        required = _categories(list(config.getini("reliability_require")), "reliability_require")
+        required = categories(list(config.getini("reliability_require")), "reliability_require")
+    path: Path | None = None
     if workerinput is not None:
         # The controller's seed; a controller without this plugin sent none, so pick one here.
         sent = workerinput.get("reliability_seed")
         seed = int(sent) if sent is not None else _choose_seed(config)
-        report_path = None
     else:
         seed = _choose_seed(config)
-        report_path = _report_path(config)
-        from pytest_reliability.report._io import check_writable
+        path = report_path(config)
+        if path is not None:
+            from pytest_reliability.report._io import check_writable
 
-        try:
-            check_writable(report_path)
-        except Exception as exc:
-            raise pytest.UsageError(f"{OPT_REPORT}: {exc}") from None
+            try:
+                check_writable(path)
+            except ReportError as exc:
+                raise pytest.UsageError(f"{OPT_REPORT}: {exc}") from None
     try:
         # The environment itself, not ids' override: an outer run (pytester) may have set one.
         deterministic_env = ids.parse_bool(
             ids.DETERMINISTIC_ENV, os.environ.get(ids.DETERMINISTIC_ENV)
         )
-    except Exception as exc:
+    except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = _RunState(
         seed=seed,
@@ -260,7 +217,7 @@ def pytest_configure(config: pytest.Config) -> None:
         deterministic_uuid4=bool(uuid4),
         required=required,
         flaky_budget=budget or 0,
-        report_path=report_path,
+        report_path=path,
         worker=None if workerinput is None else str(workerinput.get("workerid")),
     )
     # pytester runs pytest inside pytest: put the outer run's id settings back at unconfigure.
@@ -268,20 +225,23 @@ def pytest_configure(config: pytest.Config) -> None:
     ids.configure(seed=seed, deterministic=state.deterministic_ids)
     config.stash[_STATE] = state
     config.stash[RUN_SEED] = seed
-    if report_path is not None:
+    if path is not None:
         from pytest_reliability.report._session import ReportSession
 
         info = _run_info(config, state)
-        session = ReportSession(config, info, report_path, attach_facts, state.items.get)
+        info.allow_no_tests = bool(allow_no_tests)
+        session = ReportSession(config, info, path, attach_facts, state.items.get, _masker(config))
         config.pluginmanager.register(session, _SESSION_PLUGIN)
-    else:
+    elif workerinput is not None and workerinput.get("reliability_report"):
+        # A worker of a run that writes a report: its facts travel on the reports it sends.
         config.pluginmanager.register(_WorkerReports(state), _SESSION_PLUGIN)
 
 
 def _run_info(config: pytest.Config, state: _RunState) -> Any:
     from pytest_reliability.report._build import RunInfo
 
-    xdist = config.pluginmanager.get_plugin("xdist.plugin")
+    # pytest-xdist registers its plugin module under its entry point's name.
+    xdist = config.pluginmanager.get_plugin("xdist")
     xdist_version = None
     if xdist is not None:
         from importlib.metadata import version
@@ -316,13 +276,16 @@ def pytest_report_header(config: pytest.Config) -> str:
     """Print the seed, so a failing run can be replayed with ``--reliability-seed``."""
     state = config.stash[_STATE]
     on = "on" if state.deterministic_ids else "off"
-    return f"reliability: seed={state.seed} deterministic-ids={on} report={state.report_path}"
+    report = state.report_path if state.report_path is not None else "off"
+    return f"reliability: seed={state.seed} deterministic-ids={on} report={report}"
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """Send the controller's seed to an xdist worker."""
-    node.workerinput["reliability_seed"] = node.config.stash[_STATE].seed
+    """Send the controller's seed, and whether it writes a report, to an xdist worker."""
+    state = node.config.stash[_STATE]
+    node.workerinput["reliability_seed"] = state.seed
+    node.workerinput["reliability_report"] = state.report_path is not None
 
 
 def _marked_categories(markers: list[pytest.Mark], item: pytest.Item) -> frozenset[str]:

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from pytest_reliability.report._build import ci_environment
     from pytest_reliability.report._diff import ReportDiff, Slowdown, diff_reports
     from pytest_reliability.report._gates import Gate, GateCheck, GateResult
-    from pytest_reliability.report._io import check_writable, read_report, write_report
+    from pytest_reliability.report._io import check_writable, write_report
     from pytest_reliability.report._merge import merge_reports
+    from pytest_reliability.report._read import read_report
     from pytest_reliability.report._schema import (
         REPORT_SCHEMA,
         SCHEMA_VERSION,
@@ -66,7 +67,7 @@ _HOME = {
     "diff_reports": "_diff",
     "load_schema": "_schema",
     "merge_reports": "_merge",
-    "read_report": "_io",
+    "read_report": "_read",
     "schema_path": "_schema",
     "summary_markdown": "_summary",
     "summary_text": "_summary",
@@ -81,9 +82,9 @@ def __getattr__(name: str) -> Any:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # later lookups find it without this function
-    return value
+    # Not cached in this module's globals: pytester's in-process runs drop the submodules that a
+    # run imported, and a cached class would then differ from the one the next run's code uses.
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
 
 
 def __dir__() -> list[str]:

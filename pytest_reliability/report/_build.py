@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,12 +73,16 @@ class RunInfo:
     pytest_version: str = ""
     interruption: dict[str, str] | None = None
     internal_error: str | None = None
+    allow_no_tests: bool = False
 
 
 def overall_status(
-    exit_code: int, interruption: Mapping[str, str] | None, gates: Sequence[GateResult]
+    exit_code: int,
+    interruption: Mapping[str, str] | None,
+    gates: Sequence[GateResult],
+    summary: Mapping[str, Any] | None = None,
 ) -> str:
-    """Return ``error``, ``interrupted``, ``failed`` or ``passed``, most severe first."""
+    """Return ``error``, ``interrupted``, ``failed``, ``no_tests`` or ``passed``, worst first."""
     internal = interruption is not None and interruption.get("kind") == "internal_error"
     if internal or any(g.status == "error" for g in gates):
         return "error"
@@ -86,21 +90,50 @@ def overall_status(
         return "interrupted"
     if exit_code not in (0, 5) or any(g.status == "failed" for g in gates):
         return "failed"
+    if summary is not None and ran_no_tests(summary):
+        return "no_tests"
     return "passed"
 
 
-def build_tests_part(collector: Collector, local: LocalFacts | None = None) -> dict[str, Any]:
+def ran_no_tests(summary: Mapping[str, Any]) -> bool:
+    """Whether a summary is of a run where no test ran and nothing failed to collect."""
+    return int(summary["total"]) == 0 and int(summary["collection_errors"]) == 0
+
+
+def build_tests_part(
+    collector: Collector,
+    local: LocalFacts | None = None,
+    closing: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """Return ``tests``, ``collection_errors`` and ``summary`` from the collected reports.
 
-    ``local`` gives the facts of tests run in this process (see :meth:`Collector.tests`).
+    ``local`` gives the facts of tests run in this process (see :meth:`Collector.tests`);
+    ``closing`` pytest's closing-line counts (see :func:`summarize`).
     """
     tests = collector.tests(local)
     errors = collector.collection_error_list()
     return {
-        "summary": summarize(tests, len(errors)),
+        "summary": summarize(tests, len(errors), closing),
         "tests": tests,
         "collection_errors": errors,
     }
+
+
+INCOMPLETE_REASON = (
+    "the run has not finished: it is still running, or it was killed before it wrote its report"
+)
+
+
+def placeholder(info: RunInfo) -> dict[str, Any]:
+    """Return the report written at session start, which a finished run replaces.
+
+    A run that dies (SIGKILL, a second Ctrl-C, power loss) leaves this behind instead of the
+    previous run's report: status ``incomplete``, exit code 1 so that a reader that only checks
+    the exit code fails closed too.
+    """
+    unfinished = replace(info, interruption={"kind": "incomplete", "reason": INCOMPLETE_REASON})
+    run = build_run(unfinished, 1, info.started_at)
+    return assemble(run, build_tests_part(Collector()), [], {}, status="incomplete")
 
 
 def build_run(info: RunInfo, exit_code: int, finished_at: datetime) -> dict[str, Any]:
@@ -117,7 +150,7 @@ def build_run(info: RunInfo, exit_code: int, finished_at: datetime) -> dict[str,
         "complete": info.interruption is None,
         "interruption": info.interruption,
         "exit_code": exit_code,
-        "workers": sorted(info.workers),
+        "workers": sorted(set(info.workers)),
         "versions": {
             "python": platform.python_version(),
             "pytest": info.pytest_version,
@@ -133,6 +166,7 @@ def build_run(info: RunInfo, exit_code: int, finished_at: datetime) -> dict[str,
         "ci": ci_environment(info.environ),
         "required_categories": list(info.required_categories),
         "flaky_budget": info.flaky_budget,
+        "allow_no_tests": info.allow_no_tests,
     }
 
 
@@ -141,9 +175,12 @@ def assemble(
     tests_part: dict[str, Any],
     gates: Sequence[GateResult],
     sections: dict[str, Any],
+    *,
+    status: str | None = None,
 ) -> dict[str, Any]:
     """Return the report document in its canonical key order."""
-    status = overall_status(run["exit_code"], run["interruption"], gates)
+    if status is None:
+        status = overall_status(run["exit_code"], run["interruption"], gates, tests_part["summary"])
     return {
         "schema_version": SCHEMA_VERSION,
         "status": status,

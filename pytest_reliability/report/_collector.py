@@ -24,8 +24,10 @@ WORKER_KEY = "reliability_worker"
 FAILURE_MAX = 500
 """Longest failure text kept in the report, in characters."""
 
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "flaky")
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "flaky", "interrupted")
 """Every final test outcome, in the summary's order."""
+CLOSING = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+"""The summary counts that equal pytest's closing line when pytest's terminal reporter ran."""
 
 
 def failure_text(longrepr: Any) -> str | None:
@@ -45,16 +47,19 @@ def failure_text(longrepr: Any) -> str | None:
 
 @final
 class _Attempt:
-    __slots__ = ("duration", "failure", "outcome")
+    __slots__ = ("duration", "failure", "finished", "outcome")
 
     def __init__(self) -> None:
         self.outcome = "passed"
         self.duration = 0.0
         self.failure: str | None = None
+        self.finished = False
 
     def fold(self, report: Any, data: dict[str, Any]) -> None:
         # Membership in the report's __dict__, not hasattr: this runs three times per test.
         self.duration += report.duration or 0.0
+        if report.when in ("teardown", "???"):
+            self.finished = True
         outcome = report.outcome
         if outcome == "passed":
             if "wasxfail" in data and report.when == "call":
@@ -73,8 +78,15 @@ class _Attempt:
         else:
             self.outcome = "failed"
 
+    def final(self) -> str:
+        # No teardown report: Ctrl-C, SIGTERM or pytest.exit stopped the test before it ended,
+        # so whatever passed so far proves nothing (a failure seen already still counts).
+        if not self.finished and self.outcome not in ("failed", "error"):
+            return "interrupted"
+        return self.outcome
+
     def as_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "duration_s": self.duration, "failure": self.failure}
+        return {"outcome": self.final(), "duration_s": self.duration, "failure": self.failure}
 
 
 @final
@@ -115,10 +127,14 @@ class TestRecord:
         if categories is not None:
             self.categories = categories
 
+    def finished(self) -> bool:
+        """Whether the last attempt ended (a teardown report, or xdist's crash report)."""
+        return bool(self.attempts) and self.attempts[max(self.attempts)].finished
+
     def outcome(self) -> str:
         """Return the final outcome: the last attempt's, or ``flaky`` for a pass after reruns."""
         ordered = [self.attempts[i] for i in sorted(self.attempts)]
-        last = ordered[-1].outcome
+        last = ordered[-1].final()
         if last == "passed" and len(ordered) > 1:
             return "flaky"
         return last
@@ -226,6 +242,12 @@ class Collector:
                     if extra is not None:
                         data.update(extra)
                 record.fold(report)
+            if local is not None and not record.finished():
+                # Interrupted before its teardown report: the facts are still on the item.
+                extra = local(nodeid)
+                if extra is not None:
+                    record.facts = extra[FACTS_KEY]
+                    record.categories = extra[CATEGORIES_KEY]
             built[nodeid] = record.as_dict()
         return [built[nodeid] for nodeid in sorted(built)]
 
@@ -292,9 +314,23 @@ def _passed_entry(
     }
 
 
-def summarize(tests: list[dict[str, Any]], collection_errors: int) -> dict[str, int]:
-    """Return the summary counts for ``tests``."""
-    counts = dict.fromkeys(OUTCOMES, 0)
+def summarize(
+    tests: list[dict[str, Any]], collection_errors: int, closing: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Return the summary counts for ``tests``.
+
+    ``closing`` is pytest's closing line (category to count): when given, the :data:`CLOSING`
+    counts are pytest's own (a test that failed and then errored in teardown counts in both, a
+    flaky test counts as passed, collection errors count as errors) and its other categories go
+    to ``other``. Without it every count is a count of tests by outcome.
+    """
+    counts: dict[str, Any] = dict.fromkeys(OUTCOMES, 0)
     for test in tests:
         counts[test["outcome"]] += 1
-    return {"total": len(tests), **counts, "collection_errors": collection_errors}
+    summary: dict[str, Any] = {"total": len(tests), **counts}
+    summary["collection_errors"] = collection_errors
+    if closing is not None:
+        for name in CLOSING:
+            summary[name] = closing.get(name, 0)
+        summary["other"] = {k: v for k, v in sorted(closing.items()) if k not in CLOSING and v}
+    return summary

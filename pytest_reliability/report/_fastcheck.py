@@ -127,8 +127,8 @@ class _Compiler:
                 return None
             item = self.compile(keywords["items"]) if "items" in keywords else None
             return _array(item, int(keywords.get("minItems", 0)), bool(unique))
-        if kind in ("number", "integer") and rest == {"minimum"}:
-            return _bounded(kind == "integer", keywords["minimum"])
+        if kind in ("number", "integer") and rest in ({"minimum"}, {"minimum", "maximum"}):
+            return _bounded(kind == "integer", keywords["minimum"], keywords.get("maximum"))
         if kind == "string" and len(rest) == 1:
             (key,) = rest
             if key == "minLength":
@@ -256,14 +256,20 @@ def _array(item: Check | None, least: int, unique: bool) -> Check:
     return check
 
 
-def _bounded(integer: bool, least: float) -> Check:
+def _bounded(integer: bool, least: float, most: float | None) -> Check:
     kinds: tuple[type[int] | type[float], ...] = (int,) if integer else (int, float)
+    if most is None:
 
-    def check(value: Any) -> bool:
-        # bool is an int, but not a JSON number.
-        return isinstance(value, kinds) and not isinstance(value, bool) and value >= least
+        def check(value: Any) -> bool:
+            # bool is an int, but not a JSON number.
+            return isinstance(value, kinds) and not isinstance(value, bool) and value >= least
 
-    return check
+        return check
+
+    def bounded(value: Any) -> bool:
+        return isinstance(value, kinds) and not isinstance(value, bool) and least <= value <= most
+
+    return bounded
 
 
 def _unique(value: Any) -> bool:
@@ -293,6 +299,10 @@ def _minimum(m: float) -> Check:
     return lambda v: isinstance(v, bool) or not isinstance(v, int | float) or v >= m
 
 
+def _maximum(m: float) -> Check:
+    return lambda v: isinstance(v, bool) or not isinstance(v, int | float) or v <= m
+
+
 def _min_length(n: int) -> Check:
     return lambda v: not isinstance(v, str) or len(v) >= n
 
@@ -307,6 +317,7 @@ _SIMPLE: dict[str, Callable[[Any], Check]] = {
     "required": _required,
     "minItems": _min_items,
     "minimum": _minimum,
+    "maximum": _maximum,
     "minLength": _min_length,
     "pattern": _pattern,
 }

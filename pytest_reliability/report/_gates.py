@@ -54,13 +54,14 @@ _SHOWN = 10
 
 
 def _no_failures(report: Mapping[str, Any]) -> Iterable[str]:
+    # The failure texts stay on the tests (once per attempt), not copied into the reasons.
     bad = [t for t in report["tests"] if t["outcome"] in ("failed", "error")]
     for test in bad[:_SHOWN]:
-        yield f"{test['nodeid']} {test['outcome']}: {test['failure'] or 'no failure text'}"
+        yield f"{test['nodeid']} {test['outcome']}"
     if len(bad) > _SHOWN:
         yield f"... and {len(bad) - _SHOWN} more failed or errored tests"
     for error in report["collection_errors"][:_SHOWN]:
-        yield f"collection error in {error['nodeid'] or '<session>'}: {error['failure']}"
+        yield f"collection error in {error['nodeid'] or '<session>'}"
 
 
 def required_categories_gate(required: Sequence[str]) -> Gate:
@@ -92,13 +93,24 @@ def flaky_budget_gate(budget: int) -> Gate:
     return Gate("flaky-budget", check, f"at most {budget} flaky tests")
 
 
-def builtin_gates(required: Sequence[str], flaky_budget: int) -> list[Gate]:
+def _tests_ran(report: Mapping[str, Any]) -> Iterable[str]:
+    summary = report["summary"]
+    if not report["tests"] and not summary["collection_errors"]:
+        yield "no tests ran (allow it with --reliability-allow-no-tests)"
+
+
+def builtin_gates(
+    required: Sequence[str], flaky_budget: int, allow_no_tests: bool = False
+) -> list[Gate]:
     """Return the built-in gates for a run's configuration."""
-    return [
+    gates = [
         Gate("no-failures", _no_failures, "no failed or errored test, no collection error"),
         required_categories_gate(required),
         flaky_budget_gate(flaky_budget),
     ]
+    if not allow_no_tests:
+        gates.append(Gate("tests-ran", _tests_ran, "at least one test ran"))
+    return gates
 
 
 def run_gate(

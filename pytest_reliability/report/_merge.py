@@ -9,7 +9,7 @@ from typing import Any
 
 from pytest_reliability.errors import ReportError
 from pytest_reliability.report._build import overall_status
-from pytest_reliability.report._collector import summarize
+from pytest_reliability.report._collector import CLOSING, summarize
 from pytest_reliability.report._gates import GateResult, builtin_gates, run_gate
 from pytest_reliability.report._schema import SCHEMA_VERSION
 
@@ -38,15 +38,38 @@ def _merged_hook_gates(reports: Sequence[Mapping[str, Any]]) -> list[GateResult]
     return list(by_name.values())
 
 
+def _closing(reports: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Sum the shards' closing-line counts (each shard's pytest said them)."""
+    total: dict[str, int] = {}
+    for report in reports:
+        summary = report["summary"]
+        for name in CLOSING:
+            total[name] = total.get(name, 0) + int(summary[name])
+        for name, count in summary.get("other", {}).items():
+            total[name] = total.get(name, 0) + int(count)
+    return total
+
+
 def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Return one report holding the tests of every shard report, with the gates re-run.
 
     The built-in gates run again over all tests, so a required category proven by any shard
     counts; hook gates keep each shard's verdict (the worst one per name). A test present in
-    several shards keeps its last entry.
+    several shards keeps its last entry. Every shard's seed is kept (``run.seeds``); a run given
+    twice (directly or inside a merged report) is a ReportError.
     """
     if not reports:
         raise ReportError("nothing to merge: give at least one report")
+    seen: dict[str, int] = {}
+    for index, report in enumerate(reports):
+        run_ids = [report["run"]["id"], *report["run"].get("merged_from", ())]
+        for run_id in run_ids:
+            if run_id in seen:
+                raise ReportError(
+                    f"report {index + 1} repeats run {run_id} of report {seen[run_id] + 1}: "
+                    "each run can be merged once"
+                )
+            seen[run_id] = index
     tests: dict[str, Any] = {}
     errors: dict[str, Any] = {}
     sections: dict[str, Any] = {}
@@ -68,12 +91,13 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     interruption = next((r["interruption"] for r in runs if r["interruption"]), None)
     test_list = [tests[k] for k in sorted(tests)]
     error_list = [errors[k] for k in sorted(errors)]
+    allow_no_tests = all(bool(r.get("allow_no_tests", False)) for r in runs)
     view: dict[str, Any] = {
         "tests": test_list,
         "collection_errors": error_list,
-        "summary": summarize(test_list, len(error_list)),
+        "summary": summarize(test_list, len(error_list), _closing(reports)),
     }
-    gates = [run_gate(g, view, "builtin") for g in builtin_gates(required, budget)]
+    gates = [run_gate(g, view, "builtin") for g in builtin_gates(required, budget, allow_no_tests)]
     gates.extend(_merged_hook_gates(reports))
     # A shard's exit code also carries its own gates' verdict, which the merge re-decides; only
     # an interrupted shard's code (2, 3, pytest.exit's) survives as it is.
@@ -97,10 +121,12 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "required_categories": required,
         "flaky_budget": budget,
         "merged_from": [r["id"] for r in runs],
+        "seeds": [int(r["seed"]) for r in runs],
+        "allow_no_tests": allow_no_tests,
     }
     return {
         "schema_version": SCHEMA_VERSION,
-        "status": overall_status(exit_code, interruption, gates),
+        "status": overall_status(exit_code, interruption, gates, view["summary"]),
         "run": run,
         "summary": view["summary"],
         "tests": test_list,

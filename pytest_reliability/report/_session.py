@@ -7,6 +7,8 @@ process) as a plugin object, so report hooks, which get no ``config``, still fin
 from __future__ import annotations
 
 import gc
+import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +16,49 @@ from typing import Any
 
 import pytest
 
-from pytest_reliability.report._build import RunInfo, assemble, build_run, build_tests_part
+from pytest_reliability.errors import ReportError
+from pytest_reliability.report._build import (
+    RunInfo,
+    assemble,
+    build_run,
+    build_tests_part,
+    placeholder,
+)
 from pytest_reliability.report._collector import Collector
 from pytest_reliability.report._gates import Gate, GateResult, builtin_gates, run_gate
-from pytest_reliability.report._io import write_report
+from pytest_reliability.report._io import classify, encode_report, write_bytes
+from pytest_reliability.report._mask import Masker
+from pytest_reliability.report._schema import validate_report
+
+
+class RunTerminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop the run as Ctrl-C would, so the report says so."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise RunTerminated("SIGTERM")
+
+
+def _nothing_runs(config: pytest.Config) -> bool:
+    option = config.option
+    return bool(
+        option.collectonly
+        or getattr(option, "showfixtures", False)
+        or getattr(option, "show_fixtures_per_test", False)
+    )
+
+
+def closing_counts(config: pytest.Config) -> dict[str, int] | None:
+    """Return the counts of pytest's closing line, or None without a terminal reporter."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", None)
+    if not isinstance(stats, dict):
+        return None
+    return {
+        str(key): sum(1 for r in reports if getattr(r, "count_towards_summary", True))
+        for key, reports in stats.items()
+        if key
+    }
 
 
 class ReportSession:
@@ -30,8 +71,12 @@ class ReportSession:
         path: Path,
         attach: Callable[[pytest.Item, dict[str, Any]], None],
         lookup: Callable[[str], pytest.Item | None],
+        masker: Masker,
     ) -> None:
         self.config = config
+        self.masker = masker
+        self.previous_sigterm: Any = None
+        self.start_error: str | None = None
         self.attach = attach
         self.lookup = lookup
         self.info = info
@@ -40,6 +85,30 @@ class ReportSession:
         self.gate_results: list[GateResult] = []
         self.status: str | None = None
         self.error: str | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Replace the previous report with an ``incomplete`` one; treat SIGTERM as Ctrl-C."""
+        if _nothing_runs(self.config):
+            return
+        if threading.current_thread() is threading.main_thread():
+            current = signal.getsignal(signal.SIGTERM)
+            if current in (signal.SIG_DFL, None):  # never take over an application's handler
+                self.previous_sigterm = current
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            # Only a file: a device or FIFO gets the finished report alone.
+            if classify(self.path, devices=True)[0] in ("new", "file"):
+                document = placeholder(self.info)
+                validate_report(document)
+                write_bytes(self.path, encode_report(document))
+        except ReportError as exc:
+            self.start_error = f"in-progress report not written to {self.path}: {exc}"
+
+    def _restore_sigterm(self) -> None:
+        if self.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
+            self.previous_sigterm = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Queue each phase report; the collector folds them all once, at the end of the run."""
@@ -67,6 +136,11 @@ class ReportSession:
         self._interrupt("worker_crash", str(report.longrepr))
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodeready(self, node: Any) -> None:
+        """Record each worker as it starts: after Ctrl-C none reports that it went down."""
+        self.info.workers.append(str(node.gateway.id))
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """Merge what a worker sent in ``workeroutput``; a dead worker makes the run incomplete."""
         sent = (getattr(node, "workeroutput", None) or {}).get("reliability") or {}
@@ -80,7 +154,9 @@ class ReportSession:
         """Remember Ctrl-C, ``pytest.exit``, or xdist's stop after ``-x``/``--maxfail``."""
         value = excinfo.value
         reason = str(getattr(value, "msg", None) or value) or type(value).__name__
-        if isinstance(value, pytest.exit.Exception):
+        if isinstance(value, RunTerminated):
+            kind = "terminated"
+        elif isinstance(value, pytest.exit.Exception):
             kind = "exit"
         elif type(value).__module__.startswith("xdist") and reason.startswith("stopping after"):
             kind = "maxfail"
@@ -110,16 +186,12 @@ class ReportSession:
         try:
             self._finish(session)
         finally:
+            self._restore_sigterm()
             if enabled:
                 gc.enable()
 
     def _finish(self, session: pytest.Session) -> None:
-        option = self.config.option
-        if (
-            option.collectonly
-            or getattr(option, "showfixtures", False)
-            or getattr(option, "show_fixtures_per_test", False)
-        ):
+        if _nothing_runs(self.config):
             return  # nothing ran: no verdict, and no report to overwrite a real one with
         exit_code = int(session.exitstatus)
         stopped = session.shouldfail or session.shouldstop
@@ -127,12 +199,17 @@ class ReportSession:
             self._interrupt("maxfail", str(stopped))
         if exit_code == pytest.ExitCode.INTERNAL_ERROR:
             self._interrupt("internal_error", "pytest raised an internal error")
-        tests_part = build_tests_part(self.collector, self._local_facts)
+        tests_part = build_tests_part(
+            self.collector, self._local_facts, closing_counts(self.config)
+        )
+        # Workers seen on the tests too: after Ctrl-C no worker reports that it went down.
+        self.info.workers.extend({t["worker"] for t in tests_part["tests"] if t["worker"]})
         run = build_run(self.info, exit_code, datetime.now(UTC))
         view = {"run": run, **tests_part}
+        info = self.info
         gates = [
             run_gate(g, view, "builtin")
-            for g in builtin_gates(self.info.required_categories, self.info.flaky_budget)
+            for g in builtin_gates(info.required_categories, info.flaky_budget, info.allow_no_tests)
         ]
         gates.extend(self._hook_gates(view))
         if self.error is not None:
@@ -147,7 +224,13 @@ class ReportSession:
         self.config.hook.pytest_reliability_modify_report(config=self.config, report=document)
         self.gate_results = gates
         try:
-            write_report(self.path, document)
+            validate_report(document)
+            payload = encode_report(document)
+            if self.masker and self.masker.needed(payload):
+                document = self.masker.document(document)
+                validate_report(document)
+                payload = encode_report(document)
+            write_bytes(self.path, payload, devices=True)
         except Exception as exc:  # the run must say the report is missing, not crash
             self.error = f"reliability report not written to {self.path}: {exc}"
             if exit_code == 0:
@@ -179,8 +262,9 @@ class ReportSession:
             for gate in failing:
                 write.write_line(f"gate {gate.name}: {gate.status.upper()}")
                 for reason in gate.reasons:
-                    write.write_line(f"  - {reason}")
-        if self.error is not None:
-            write.write_line(f"reliability: {self.error}", red=True)
+                    write.write_line(f"  - {self.masker.text(reason)}")
+        for error in (self.start_error, self.error):
+            if error is not None:
+                write.write_line(f"reliability: {error}", red=True)
         if self.status is not None:
             write.write_line(f"reliability report: {self.path} (status: {self.status})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -47,37 +48,44 @@ def _problems(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+# Inline text only (never at the start of a line): what could open emphasis, code, a link, an
+# image, a table cell, strikethrough or a bare autolink (the colon of "https:").
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~!:])")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+
+
 def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Return ``text`` as inert Markdown: no HTML, links, emphasis, code or table breaks."""
+    text = " ".join(str(text).split())
+    text = "".join(_HTML.get(c, c) for c in text)
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def summary_markdown(report: Mapping[str, Any]) -> str:
-    """Return a Markdown summary (fit for ``$GITHUB_STEP_SUMMARY``)."""
+    """Return a Markdown summary (fit for ``$GITHUB_STEP_SUMMARY``); all report text escaped."""
     run = report["run"]
-    out = [f"## Reliability report: {report['status'].upper()}", ""]
-    facts = [f"seed `{run['seed']}`", f"{run['duration_s']:.1f}s"]
-    facts.append(f"Python {run['versions']['python']}, pytest {run['versions']['pytest']}")
+    out = [f"## Reliability report: {_escape(report['status'].upper())}", ""]
+    facts = [f"seed {run['seed']}", f"{run['duration_s']:.1f}s"]
+    versions = run["versions"]
+    facts.append(f"Python {_escape(versions['python'])}, pytest {_escape(versions['pytest'])}")
     if run["ci"].get("commit"):
-        facts.append(f"commit `{run['ci']['commit'][:12]}`")
+        facts.append(f"commit {_escape(run['ci']['commit'][:12])}")
     if run["interruption"]:
         facts.append(
-            f"**interrupted** ({run['interruption']['kind']}: "
+            f"**interrupted** ({_escape(run['interruption']['kind'])}: "
             f"{_escape(run['interruption']['reason'])})"
         )
     out += [", ".join(facts), "", "| outcome | tests |", "|---|---:|"]
-    summary = report["summary"]
-    out += [f"| {name} | {summary[name]} |" for name in OUTCOMES if summary[name]]
-    if summary["collection_errors"]:
-        out.append(f"| collection errors | {summary['collection_errors']} |")
-    out += [f"| **total** | **{summary['total']}** |", "", "### Gates", ""]
+    out += [f"| {_escape(name)} | {count} |" for name, count in _counts(report)]
+    out += [f"| **total** | **{report['summary']['total']}** |", "", "### Gates", ""]
     out += ["| gate | status | reasons |", "|---|---|---|"]
     for gate in report["gates"]:
         reasons = "<br>".join(_escape(r) for r in gate["reasons"][:5]) or "-"
-        out.append(f"| {gate['name']} | {gate['status'].upper()} | {reasons} |")
+        out.append(f"| {_escape(gate['name'])} | {gate['status'].upper()} | {reasons} |")
     categories = _categories(report)
     if categories:
         out += ["", "### Categories", "", "| category | passing | tests |", "|---|---:|---:|"]
-        out += [f"| {name} | {p} | {t} |" for name, (p, t) in categories.items()]
+        out += [f"| {_escape(name)} | {p} | {t} |" for name, (p, t) in categories.items()]
     totals = _facts_totals(report)
     if totals:
         out += ["", "### Reliability facts", ""]
@@ -91,17 +99,24 @@ def summary_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _counts(report: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """Return the non-zero summary counts, outcomes first (a 1.0 report lacks the newer ones)."""
+    summary = report["summary"]
+    found = [(name, int(summary.get(name, 0))) for name in OUTCOMES]
+    found.append(("collection errors", int(summary["collection_errors"])))
+    found += [(str(k), int(v)) for k, v in summary.get("other", {}).items()]
+    return [(name, count) for name, count in found if count]
+
+
 def summary_text(report: Mapping[str, Any]) -> str:
     """Return a plain-text summary for a terminal."""
     run = report["run"]
     summary = report["summary"]
-    counts = ", ".join(f"{summary[n]} {n}" for n in OUTCOMES if summary[n]) or "no tests"
+    counts = ", ".join(f"{c} {n}" for n, c in _counts(report)) or "no tests"
     out = [
         f"reliability report: {report['status'].upper()}",
         f"seed {run['seed']}, {run['duration_s']:.1f}s, {summary['total']} tests: {counts}",
     ]
-    if summary["collection_errors"]:
-        out.append(f"collection errors: {summary['collection_errors']}")
     if run["interruption"]:
         out.append(f"interrupted ({run['interruption']['kind']}): {run['interruption']['reason']}")
     for gate in report["gates"]:

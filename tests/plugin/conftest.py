@@ -24,6 +24,9 @@ def _isolated_inner_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         "GITHUB_ACTIONS",
         "GITLAB_CI",
         "CI",
+        "RELIABILITY_REPORT",
+        "RELIABILITY_REPORT_MAX_BYTES",
+        "PYTEST_ADDOPTS",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -119,7 +119,7 @@ def test_summary_markdown_and_text(
     assert "| failed | 1 |" in markdown
     assert "| no-failures | FAILED |" in markdown
     assert "| chaos | 1 | 1 |" in markdown
-    assert "- FAILED test_shard.py::test_flips" in markdown
+    assert "- FAILED test\\_shard.py\\:\\:test\\_flips" in markdown
     assert main(["report", "summary", "--format", "text", str(old)]) == 0
     text = capsys.readouterr().out
     assert "gate no-failures: FAILED" in text

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
-from tests.plugin._helpers import RunInner, by_nodeid
+from tests.plugin._helpers import (
+    REPORT,
+    RunInner,
+    assert_closing_line_matches,
+    by_nodeid,
+    load_report,
+)
 
 THREE = """
 import pytest
@@ -104,8 +115,11 @@ def test_reruns_keep_every_attempt_and_a_pass_on_rerun_is_flaky(
     failing = tests["test_always_fails"]
     assert [a["outcome"] for a in failing["attempts"]] == ["failed"] * 3
     assert report["summary"]["flaky"] == 1
+    # pytest's closing line: "1 failed, 1 passed, 3 rerun".
     assert report["summary"]["failed"] == 1
-    assert report["summary"]["passed"] == 0
+    assert report["summary"]["passed"] == 1
+    assert report["summary"]["other"] == {"rerun": 3}
+    assert_closing_line_matches(result, report)
     budget = next(g for g in report["gates"] if g["name"] == "flaky-budget")
     assert budget["status"] == "failed"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -145,3 +159,123 @@ def test_ctrl_c_on_the_xdist_controller_leaves_an_interrupted_report(
     assert report["status"] == "interrupted"
     assert report["run"]["interruption"]["kind"] == "keyboard_interrupt"
     assert report["run"]["complete"] is False
+    assert set(report["run"]["workers"]) == {"gw0", "gw1"}
+
+
+CHAOS_THEN_STOP = """
+import os, signal, time
+import pytest
+
+def test_first():
+    pass
+
+def helper():
+    return "real"
+
+def test_stopped(chaos):
+    chaos.raise_exception("test_stop.helper", on_call=1)
+    {stop}
+
+def test_never():
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("stop", "kind"),
+    [
+        ("os.kill(os.getpid(), signal.SIGINT); time.sleep(5)", "keyboard_interrupt"),
+        ("pytest.exit('stop here', returncode=3)", "exit"),
+    ],
+)
+def test_a_test_stopped_in_its_call_is_interrupted_and_keeps_its_facts(
+    pytester: pytest.Pytester, run_inner: RunInner, stop: str, kind: str
+) -> None:
+    pytester.makepyfile(test_stop=CHAOS_THEN_STOP.format(stop=stop))
+    _, report = run_inner(subprocess=True)
+    stopped = by_nodeid(report)["test_stopped"]
+    assert stopped["outcome"] == "interrupted"
+    assert [a["outcome"] for a in stopped["attempts"]] == ["interrupted"]
+    assert stopped["facts"]["chaos"]["injected"] == 1
+    assert "chaos" in stopped["categories"]
+    assert report["summary"]["interrupted"] == 1
+    assert report["summary"]["passed"] == 1
+    assert report["run"]["interruption"]["kind"] == kind
+
+
+def test_an_interrupted_test_is_not_called_fixed_by_diff(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    from pytest_reliability.report import diff_reports
+
+    pytester.makepyfile(test_stop=CHAOS_THEN_STOP.format(stop="assert False"))
+    _, failing = run_inner()
+    pytester.makepyfile(test_stop=CHAOS_THEN_STOP.format(stop="pytest.exit('stop', returncode=3)"))
+    _, stopped = run_inner()
+    assert "test_stopped" not in " ".join(diff_reports(failing, stopped).fixed)
+
+
+SLOW = """
+import pathlib, time
+
+def test_slow():
+    pathlib.Path({started!r}).write_text("started")
+    time.sleep(60)
+"""
+
+
+def _previous_passing_report(pytester: pytest.Pytester, run_inner: RunInner) -> None:
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    _, report = run_inner("test_ok.py")
+    assert report["status"] == "passed"
+
+
+def _run_until_started(pytester: pytest.Pytester) -> subprocess.Popen[bytes]:
+    started = pytester.path / "started"
+    pytester.makepyfile(test_slow=SLOW.format(started=str(started)))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "reliability",
+            "-p",
+            "no:cacheprovider",
+            "test_slow.py",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert process.poll() is None, "pytest ended before the test started"
+        assert time.monotonic() < deadline, "the test did not start within 60 s"
+        time.sleep(0.05)
+    return process
+
+
+def test_a_killed_run_leaves_an_incomplete_report_not_the_previous_one(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    _previous_passing_report(pytester, run_inner)
+    process = _run_until_started(pytester)
+    process.kill()
+    process.wait(timeout=30)
+    report = load_report(pytester.path / REPORT)
+    assert report["status"] == "incomplete"
+    assert report["run"]["complete"] is False
+    assert report["run"]["interruption"]["kind"] == "incomplete"
+    assert report["run"]["exit_code"] == 1
+
+
+def test_sigterm_is_handled_like_ctrl_c(pytester: pytest.Pytester, run_inner: RunInner) -> None:
+    _previous_passing_report(pytester, run_inner)
+    process = _run_until_started(pytester)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == pytest.ExitCode.INTERRUPTED
+    report = load_report(pytester.path / REPORT)
+    assert report["status"] == "interrupted"
+    assert report["run"]["interruption"] == {"kind": "terminated", "reason": "SIGTERM"}
+    assert by_nodeid(report)["test_slow"]["outcome"] == "interrupted"

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tests.plugin._helpers import REPORT, RunInner
+from tests.plugin._helpers import REPORT, RunInner, load_report
 
 OPTIONS = (
     "--reliability-report",
@@ -56,7 +56,7 @@ def test_autoload_loads_the_entry_point_and_no_reliability_turns_it_off(
 ) -> None:
     monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     pytester.makepyfile("def test_one():\n    pass\n")
-    on = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:benchmark")
+    on = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "reliability")
     assert on.ret == 0
     assert (pytester.path / REPORT).is_file()
     (pytester.path / REPORT).unlink()
@@ -65,6 +65,76 @@ def test_autoload_loads_the_entry_point_and_no_reliability_turns_it_off(
     assert not (pytester.path / REPORT).exists()
     unknown = pytester.runpytest("-p", "no:reliability", "--reliability-seed=1")
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+
+
+AUTOLOADED = """
+import pytest
+
+@pytest.mark.chaos
+def test_fixtures_and_markers_are_there(correlation_ids, chaos):
+    assert correlation_ids()
+"""
+
+
+def test_autoloaded_plugin_offers_fixtures_and_markers_but_writes_nothing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.delenv("RELIABILITY_REPORT", raising=False)
+    pytester.makepyfile(AUTOLOADED)
+    # A file where the report directory would go: no longer a usage error, nothing is written.
+    (pytester.path / "reports").write_text("not a directory")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:benchmark", "--strict-markers")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["reliability: seed=* report=off"])
+    assert (pytester.path / "reports").read_text() == "not a directory"
+    assert not any(pytester.path.rglob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("how", "where"),
+    [
+        ("option", "custom.json"),
+        ("ini", "from-ini.json"),
+        ("env-path", "from-env.json"),
+        ("env-true", REPORT),
+        ("addopts", REPORT),
+        ("pytest-addopts", REPORT),
+    ],
+)
+def test_each_way_of_opting_in_writes_the_report(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str, where: str
+) -> None:
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.delenv("RELIABILITY_REPORT", raising=False)
+    pytester.makepyfile("def test_one():\n    pass\n")
+    args = ["-p", "no:cacheprovider", "-p", "no:benchmark"]
+    if how == "option":
+        args.append("--reliability-report=custom.json")
+    elif how == "ini":
+        pytester.makeini("[pytest]\nreliability_report = from-ini.json\n")
+    elif how == "env-path":
+        monkeypatch.setenv("RELIABILITY_REPORT", "from-env.json")
+    elif how == "env-true":
+        monkeypatch.setenv("RELIABILITY_REPORT", "true")
+    elif how == "addopts":
+        pytester.makeini("[pytest]\naddopts = -p reliability\n")
+    else:
+        monkeypatch.setenv("PYTEST_ADDOPTS", "-p reliability")
+    result = pytester.runpytest(*args)
+    assert result.ret == 0
+    assert load_report(pytester.path / where)["summary"]["passed"] == 1
+
+
+def test_reliability_report_false_does_not_opt_in(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.setenv("RELIABILITY_REPORT", "off")
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:benchmark")
+    assert result.ret == 0
+    assert not any(pytester.path.rglob("*.json"))
 
 
 def test_loading_the_plugin_imports_no_sqlalchemy_hypothesis_docker_or_jsonschema(

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pytest_reliability.report import load_schema, violations
-from tests.plugin._helpers import REPORT, RunInner, by_nodeid
+from tests.plugin._helpers import REPORT, RunInner, assert_closing_line_matches, by_nodeid
 
 OUTCOMES = """
 import pytest
@@ -53,17 +53,21 @@ def test_every_outcome_is_counted_and_described(
     pytester.makepyfile(OUTCOMES)
     result, report = run_inner()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # pytest's closing line: the test whose teardown errors counts as passed and as an error.
     assert report["summary"] == {
         "total": 7,
-        "passed": 1,
+        "passed": 2,
         "failed": 1,
         "skipped": 1,
         "xfailed": 1,
         "xpassed": 1,
         "error": 2,
         "flaky": 0,
+        "interrupted": 0,
         "collection_errors": 0,
+        "other": {},
     }
+    assert_closing_line_matches(result, report)
     tests = by_nodeid(report)
     assert "one is not two" in tests["test_fails"]["failure"]
     assert "setup exploded" in tests["test_setup_error"]["failure"]
@@ -194,7 +198,10 @@ def test_a_hook_that_breaks_the_schema_leaves_no_report_and_fails_the_run(
     result = pytester.runpytest("-p", "reliability")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*report not written*/summary/passed*"])
-    assert not (pytester.path / REPORT).exists()
+    # Only the report written at the start remains, which says the run did not finish.
+    left = json.loads((pytester.path / REPORT).read_text(encoding="utf-8"))
+    assert left["status"] == "incomplete"
+    assert left["tests"] == []
 
 
 def test_report_is_replaced_atomically_without_leftovers(
@@ -243,3 +250,56 @@ def test_schema_is_draft_2020_12_with_an_id_and_rejects_bad_reports() -> None:
     assert "" in pointers  # required keys missing at the top
     bad_test = json.loads(json.dumps({"tests": [{"nodeid": "x", "outcome": "meh"}]}))
     assert any(v.pointer == "/tests/0/outcome" for v in violations(bad_test))
+
+
+def test_a_run_without_tests_says_so_and_fails_the_gate_unless_allowed(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result, report = run_inner("-k", "nomatch")
+    assert report["summary"]["total"] == 0
+    gate = next(g for g in report["gates"] if g["name"] == "tests-ran")
+    assert gate["status"] == "failed"
+    assert report["status"] == "failed"
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result, report = run_inner("-k", "nomatch", "--reliability-allow-no-tests")
+    assert report["status"] == "no_tests"
+    assert report["run"]["allow_no_tests"] is True
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert report["summary"]["other"] == {"deselected": 1}
+
+
+SUMMARY_CASES = """
+import pytest
+
+@pytest.fixture
+def bad_teardown():
+    yield
+    raise RuntimeError("teardown exploded")
+
+def test_fails_then_errors(bad_teardown):
+    assert False, "call failed"
+
+def test_subtests(subtests):
+    for n in range(3):
+        with subtests.test(n=n):
+            assert n != 1
+
+def test_warns():
+    import warnings
+    warnings.warn(UserWarning("careful"))
+"""
+
+
+def test_summary_counts_equal_pytests_closing_line(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    pytester.makepyfile(SUMMARY_CASES)
+    result, report = run_inner("-W", "default")
+    # "3 failed, 1 passed, 1 warning, 1 error": the failed subtest and the test that failed
+    # before its teardown errored count as pytest counts them.
+    assert result.parseoutcomes() == {"failed": 3, "passed": 1, "warnings": 1, "errors": 1}
+    assert_closing_line_matches(result, report)
+    tests = by_nodeid(report)
+    assert tests["test_fails_then_errors"]["outcome"] == "failed"
+    assert tests["test_subtests"]["outcome"] == "failed"

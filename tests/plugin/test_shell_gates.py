@@ -130,3 +130,50 @@ def test_gate_scripts_are_shellcheck_clean() -> None:
     assert done.returncode == 0, done.stdout
     for script in scripts:
         assert "set -euo pipefail" in Path(script).read_text()
+
+
+def test_gate_scripts_only_call_commands() -> None:
+    for script in ("reliability-validation.sh", "production-validation.sh"):
+        text = (ROOT / "ci" / script).read_text(encoding="utf-8")
+        assert "<<'" not in text, f"{script} embeds a heredoc"
+        assert '"$python" -' not in text.replace('"$python" -m', ""), script
+
+
+def test_production_cli_writes_audit_events_and_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_reliability.cli import main
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    assert main(["production", "audit-smoke", "--database-url", url]) == 0
+    assert main(["audit", "verify", "--database-url", url]) == 0
+    results = tmp_path / "gates.tsv"
+    results.write_text("lint\tpassed\t3\t\naudit\tfailed\t1\texit 1: broken chain\n")
+    out = tmp_path / "production.json"
+    args = ["production", "report", "--results", str(results), "--started", "2026-01-01T00:00:00Z"]
+    assert main([*args, "-o", str(out)]) == 0
+    report = json.loads(out.read_text())
+    validate_report(report, "production-validation-report.schema.json")
+    assert report["status"] == "failed"
+    assert report["failed_gate"] == "audit"
+    assert report["gates"][1]["reason"] == "exit 1: broken chain"
+    capsys.readouterr()
+    results.write_text("lint\tmaybe\tx\n")
+    assert main([*args, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "line 1" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_report_gates_prints_what_did_not_pass(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_reliability.cli import main
+
+    pytester.makepyfile("def test_x():\n    assert False\n")
+    pytester.runpytest("-p", "reliability", "--reliability-report=r.json")
+    capsys.readouterr()
+    assert main(["report", "gates", str(pytester.path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "status: failed"
+    assert "gate no-failures failed: test_report_gates_prints_what_did_not_pass.py::test_x" in out

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugin._helpers import RunInner, by_nodeid
+from tests.plugin._helpers import RunInner, assert_closing_line_matches, by_nodeid
 
 SUITE = """
 import os, pathlib
@@ -138,3 +138,18 @@ def test_collection_errors_are_counted_once_under_xdist(
     gate = next(g for g in report["gates"] if g["name"] == "no-failures")
     assert gate["status"] == "failed"
     assert any("test_broken.py" in r for r in gate["reasons"])
+
+
+def test_xdist_version_and_workers_are_recorded(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    import xdist
+
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.parametrize('n', range(4))\ndef test_n(n):\n    pass\n"
+    )
+    result, report = run_inner("-p", "xdist", "-n", "2")
+    assert result.ret == 0
+    assert report["run"]["versions"]["xdist"] == xdist.__version__
+    assert report["run"]["workers"] == ["gw0", "gw1"]
+    assert_closing_line_matches(result, report)
