@@ -59,11 +59,13 @@ def docker_client(timeout: float = 10.0) -> Any:
     try:
         import docker
     except ImportError as exc:
-        raise DockerUnavailable("the docker package is missing: pip install 'pytest-reliability[docker]'") from exc
+        raise DockerUnavailable(
+            "the docker package is missing: pip install 'pytest-reliability[docker]'"
+        ) from exc
     try:
         client = docker.from_env(timeout=int(timeout))
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the daemon means "no Docker"
+    except Exception as exc:  # any failure to reach the daemon means "no Docker", said why
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DockerUnavailable(f"no Docker Engine answers: {reason}") from exc
     return client
@@ -233,7 +235,9 @@ def start_container(client: Any, kind: str, *, attempts: int = 3) -> ManagedCont
     or the server does not come up. Nothing is left behind when it raises.
     """
     if kind not in RECIPES:
-        raise ConfigurationError(f"unknown container kind {kind!r}; expected one of {sorted(RECIPES)}")
+        raise ConfigurationError(
+            f"unknown container kind {kind!r}; expected one of {sorted(RECIPES)}"
+        )
     import docker.errors
 
     image = ensure_image(client, RECIPES[kind]())

@@ -173,8 +173,15 @@ def _initdb(workdir: Path) -> Path:
     return data
 
 
-def _add(tar: tarfile.TarFile, inside: str, *, data: bytes | None = None, src: Path | None = None,
-         uid: int = 0, mode: int = 0o644) -> None:
+def _add(
+    tar: tarfile.TarFile,
+    inside: str,
+    *,
+    data: bytes | None = None,
+    src: Path | None = None,
+    uid: int = 0,
+    mode: int = 0o644,
+) -> None:
     info = tarfile.TarInfo(inside.lstrip("/"))
     info.uid = info.gid = uid
     if src is not None:
