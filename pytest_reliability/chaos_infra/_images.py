@@ -55,8 +55,11 @@ class ImageRecipe:
             h.update(change.encode() + b"\0")
         for inside in sorted(self.files):
             h.update(inside.encode() + b"\0")
-            with self.files[inside].open("rb") as fh:
-                h.update(hashlib.file_digest(fh, "sha256").digest())
+            try:
+                with self.files[inside].open("rb") as fh:
+                    h.update(hashlib.file_digest(fh, "sha256").digest())
+            except OSError as exc:
+                raise ImageBuildError(f"cannot build the {self.kind} image: {exc}") from exc
         for inside in sorted(self.generated):
             h.update(inside.encode() + b"\0" + hashlib.sha256(self.generated[inside]).digest())
         return h.hexdigest()[:16]
