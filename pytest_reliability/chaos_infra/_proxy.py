@@ -36,6 +36,11 @@ _RST = struct.pack("ii", 1, 0)  # SO_LINGER on with zero timeout: close() sends 
 def _reset(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST)
+    # A pump thread may be blocked in recv() on this socket, and close() alone would wait for
+    # it (the kernel keeps the socket while a call uses it): SHUT_RD wakes the reader, and the
+    # last close then sends the RST.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()
 
