@@ -71,22 +71,23 @@ def docker_client(timeout: float = 10.0) -> Any:
     return client
 
 
-def sweep_leftovers(client: Any, *, only_owner: str | None = None) -> int:
-    """Remove managed containers and networks whose owner is dead (or is ``only_owner``).
+def sweep_leftovers(client: Any, *, label: str | None = None) -> int:
+    """Remove managed containers and networks whose owner process is dead.
 
-    Returns how many objects were removed. Objects of a live run on this host are left alone.
+    With ``label`` (``key=value``), remove every managed object carrying it instead, whoever
+    owns it. Returns how many objects were removed. A live run's objects are left alone.
     """
     removed = 0
-    flt = {"label": MANAGED_LABEL}
+    flt = {"label": [MANAGED_LABEL, label] if label else MANAGED_LABEL}
     for container in client.containers.list(all=True, filters=flt):
         owner = container.labels.get(OWNER_LABEL, "")
-        if owner == only_owner or (only_owner is None and not _owner_alive(owner)):
+        if label or not _owner_alive(owner):
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
                 removed += 1
     for network in client.networks.list(filters=flt):
-        owner = network.attrs.get("Labels", {}).get(OWNER_LABEL, "")
-        if owner == only_owner or (only_owner is None and not _owner_alive(owner)):
+        owner = (network.attrs.get("Labels") or {}).get(OWNER_LABEL, "")
+        if label or not _owner_alive(owner):
             with contextlib.suppress(Exception):
                 network.remove()
                 removed += 1
@@ -227,7 +228,9 @@ class ManagedContainer:
             self._network.remove()
 
 
-def start_container(client: Any, kind: str, *, attempts: int = 3) -> ManagedContainer:
+def start_container(
+    client: Any, kind: str, *, attempts: int = 3, labels: dict[str, str] | None = None
+) -> ManagedContainer:
     """Start a ``kind`` (``postgres`` or ``redis``) container and wait until it answers.
 
     Raises :class:`ConfigurationError` for an unknown kind, :class:`ImageBuildError` when the
@@ -241,7 +244,7 @@ def start_container(client: Any, kind: str, *, attempts: int = 3) -> ManagedCont
     import docker.errors
 
     image = ensure_image(client, RECIPES[kind]())
-    labels = {MANAGED_LABEL: "1", OWNER_LABEL: owner_id()}
+    labels = {**(labels or {}), MANAGED_LABEL: "1", OWNER_LABEL: owner_id()}
     name = f"reliability-{kind}-{uuid.uuid4().hex[:10]}"
     network = client.networks.create(name, driver="bridge", labels=labels)
     last = ""

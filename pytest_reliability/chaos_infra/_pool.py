@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any, NoReturn, final
 
 from pytest_reliability.chaos_infra._containers import (
     ManagedContainer,
     docker_client,
-    owner_id,
     start_container,
     sweep_leftovers,
 )
 from pytest_reliability.chaos_infra._proxy import FaultProxy
 from pytest_reliability.errors import DockerUnavailable
 
+POOL_LABEL = "pytest-reliability.pool"
 _swept = threading.Event()
 
 
@@ -41,11 +42,13 @@ class ContainerPool:
     the reason when it cannot) and sweeps what dead runs left behind.
     """
 
-    __slots__ = ("_lock", "_shared", "client")
+    __slots__ = ("_lock", "_shared", "client", "label")
 
     def __init__(self, client: Any | None = None) -> None:
         self.client = client if client is not None else docker_client()
         sweep_once(self.client)
+        self.label = f"{POOL_LABEL}={uuid.uuid4().hex}"
+        """Carried by everything the pool starts, so :meth:`close` finds even a half-started one."""
         self._shared: dict[str, ManagedContainer] = {}
         self._lock = threading.Lock()
 
@@ -53,8 +56,13 @@ class ContainerPool:
         """Return the pool's ``kind`` container, starting it on first use."""
         with self._lock:
             if kind not in self._shared:
-                self._shared[kind] = start_container(self.client, kind)
+                self._shared[kind] = self.start(kind)
             return self._shared[kind]
+
+    def start(self, kind: str) -> ManagedContainer:
+        """Start a ``kind`` container labelled as this pool's (removed by :meth:`close`)."""
+        key, _, value = self.label.partition("=")
+        return start_container(self.client, kind, labels={key: value})
 
     def forget(self, container: ManagedContainer) -> None:
         """Drop ``container`` from the pool (it was removed); the next use starts another."""
@@ -68,7 +76,7 @@ class ContainerPool:
         for container in shared:
             container.remove()
         with contextlib.suppress(Exception):
-            sweep_leftovers(self.client, only_owner=owner_id())
+            sweep_leftovers(self.client, label=self.label)
 
 
 @final
@@ -96,7 +104,7 @@ class Containers:
     def _get(self, kind: str, fresh: bool) -> ManagedContainer:
         try:
             if fresh:
-                container = start_container(self._pool.client, kind)
+                container = self._pool.start(kind)
                 self._owned.append(container)
             else:
                 container = self._pool.shared(kind)
