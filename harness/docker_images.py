@@ -11,6 +11,7 @@ them. ``--cold`` removes the current tags first, to time a build from nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -30,10 +31,8 @@ def build(kinds: list[str], cold: bool) -> list[tuple[str, str, str, float]]:
         if cold:
             import docker.errors
 
-            try:
+            with contextlib.suppress(docker.errors.ImageNotFound):
                 client.images.remove(tag, force=True)
-            except docker.errors.ImageNotFound:
-                pass
             start = time.monotonic()
             recipe = RECIPES[kind]()  # hash again: a cold build pays for it too
         existed = bool(client.images.list(name=tag))
