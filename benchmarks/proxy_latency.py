@@ -91,7 +91,9 @@ def main() -> None:
         ("psycopg SELECT 1", pg_port, lambda port: _psycopg(port, dbname, user)),
     ]
     print(f"{args.rounds} rounds x {args.requests} requests per side; microseconds per request")
-    print("| client | direct p50 | proxied p50 | added p50 | p50 ratio | direct p99 | proxied p99 |")
+    print(
+        "| client | direct p50 | proxied p50 | added p50 | p50 ratio | direct p99 | proxied p99 |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, port, make in clients:
         with FaultProxy("127.0.0.1", port) as proxy:
