@@ -74,7 +74,7 @@ class _Link:
 class FaultProxy:
     """Forward ``127.0.0.1:port`` to ``target_host:target_port``, with faults switched at will.
 
-    ``port`` 0 (the default) picks a free port; read :attr:`port` or :attr:`url_port` after.
+    ``port`` 0 (the default) picks a free port; read :attr:`port` after.
     Every fault is recorded (:meth:`faults`); :meth:`close` resets every connection and stops.
     """
 
@@ -168,9 +168,8 @@ class FaultProxy:
         try:
             while True:
                 size = _CHUNK
-                if (
-                    self._faults
-                ):  # unlocked read: a fault armed meanwhile applies from the next chunk
+                # Unlocked read: a fault armed meanwhile applies from the next chunk on.
+                if self._faults:
                     with self._lock:
                         limit = self._active("bandwidth", upstream)
                     if limit is not None:
