@@ -79,17 +79,19 @@ def sweep_leftovers(client: Any, *, label: str | None = None) -> int:
     """
     removed = 0
     flt = {"label": [MANAGED_LABEL, label] if label else MANAGED_LABEL}
-    for container in client.containers.list(all=True, filters=flt):
-        owner = container.labels.get(OWNER_LABEL, "")
+    # The low-level listing: the high-level one inspects each container, and one removed
+    # meanwhile by its own run would make the whole sweep fail.
+    for summary in client.api.containers(all=True, filters=flt):
+        owner = (summary.get("Labels") or {}).get(OWNER_LABEL, "")
         if label or not _owner_alive(owner):
             with contextlib.suppress(Exception):
-                container.remove(force=True, v=True)
+                client.api.remove_container(summary["Id"], force=True, v=True)
                 removed += 1
-    for network in client.networks.list(filters=flt):
-        owner = (network.attrs.get("Labels") or {}).get(OWNER_LABEL, "")
+    for summary in client.api.networks(filters=flt):
+        owner = (summary.get("Labels") or {}).get(OWNER_LABEL, "")
         if label or not _owner_alive(owner):
             with contextlib.suppress(Exception):
-                network.remove()
+                client.api.remove_network(summary["Id"])
                 removed += 1
     return removed
 

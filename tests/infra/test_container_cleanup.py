@@ -80,8 +80,12 @@ def _started(path: Path) -> list[dict[str, Any]]:
 
 def _gone(docker: Any, names: list[str]) -> list[str]:
     """Return the names, among ``names``, that the Docker Engine still has (container or net)."""
-    existing = {c.name for c in docker.containers.list(all=True, filters={"label": MANAGED_LABEL})}
-    existing |= {n.name for n in docker.networks.list(filters={"label": MANAGED_LABEL})}
+    flt = {"label": MANAGED_LABEL}
+    # Low-level listings: other runs remove their containers concurrently.
+    existing = {
+        n.lstrip("/") for c in docker.api.containers(all=True, filters=flt) for n in c["Names"]
+    }
+    existing |= {n["Name"] for n in docker.api.networks(filters=flt)}
     return sorted(set(names) & existing)
 
 
