@@ -44,7 +44,9 @@ The tree::
     ├── OperationRefused              the degradation guard refused a non-essential operation
     ├── ChaosError
     │   ├── ChaosDisabled             the chaos engine refuses to arm here
-    │   └── InjectedFault             the default exception a chaos fault raises
+    │   ├── InjectedFault             the default exception a chaos fault raises
+    │   └── DockerUnavailable         no Docker Engine, a refusing daemon, a port taken
+    │       └── ImageBuildError       a local PostgreSQL or Redis image cannot be built
     ├── ReportError                   a reliability report is invalid or cannot be written
     └── BackupError                   a backup could not be made, listed or pruned
         ├── BackupToolError           pg_dump/pg_restore/initdb missing, or older than the server
@@ -68,11 +70,13 @@ __all__ = [
     "ChaosError",
     "ConfigurationError",
     "CorruptRecord",
+    "DockerUnavailable",
     "DrillTargetRefused",
     "IdempotencyError",
     "IdempotencyInProgress",
     "IdempotencyKeyMismatch",
     "IdempotencyUnavailable",
+    "ImageBuildError",
     "InjectedFault",
     "InvalidAuditField",
     "InvalidIdempotencyKey",
@@ -331,6 +335,18 @@ class ChaosDisabled(ChaosError):
 
 class InjectedFault(ChaosError):
     """The exception a chaos fault raises when the fault names no other."""
+
+
+class DockerUnavailable(ChaosError):
+    """Container chaos cannot run here; ``reason`` says why in one line (shown by test skips)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ImageBuildError(DockerUnavailable):
+    """A local PostgreSQL or Redis image could not be assembled or imported."""
 
 
 class ReportError(ReliabilityError):
