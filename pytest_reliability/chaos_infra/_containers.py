@@ -62,13 +62,45 @@ def docker_client(timeout: float = 10.0) -> Any:
         raise DockerUnavailable(
             "the docker package is missing: pip install 'pytest-reliability[docker]'"
         ) from exc
+    _probe_unix_socket(timeout)
+    client = None
     try:
-        client = docker.from_env(timeout=int(timeout))
+        # A pinned API version: the default "auto" asks the daemon while constructing, and a
+        # refused ask leaves the client's socket open with nothing to close it.
+        client = docker.from_env(timeout=int(timeout), version=_API_VERSION)
         client.ping()
     except Exception as exc:  # any failure to reach the daemon means "no Docker", said why
+        if client is not None:
+            client.close()
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DockerUnavailable(f"no Docker Engine answers: {reason}") from exc
     return client
+
+
+_API_VERSION = "1.41"
+"""The Docker Engine API version spoken: Docker 20.10 (Debian 12's docker.io) and newer."""
+
+
+def _probe_unix_socket(timeout: float) -> None:
+    """Raise :class:`DockerUnavailable` when the daemon's Unix socket refuses a connection.
+
+    The SDK leaks its socket when the daemon refuses (urllib3 keeps the failed connection), which
+    a run with ``-W error`` turns into a failure of whatever test is running at collection; so
+    the usual case, a Unix socket with no daemon behind it, is asked here first, with a socket
+    that is always closed.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return
+    path = host.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            raise DockerUnavailable(
+                f"no Docker Engine answers: {path}: {exc.strerror or exc}"
+            ) from exc
 
 
 def sweep_leftovers(client: Any, *, label: str | None = None) -> int:

@@ -73,6 +73,14 @@ def test_sqlite_is_set_up_for_concurrent_use(sqlite_engine: Engine) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
+def test_sqlite_commits_are_durable_not_only_consistent(sqlite_engine: Engine) -> None:
+    # WAL with synchronous=NORMAL (1) can lose the last commits on power loss; FULL (2) cannot.
+    # Every pooled connection must carry it, not only the first one.
+    with sqlite_engine.connect() as first, sqlite_engine.connect() as second:
+        for conn in (first, second):
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+
+
 def test_in_memory_sqlite_is_shared_by_connections() -> None:
     engine = make_engine("sqlite://")
     with engine.begin() as conn:
