@@ -4,7 +4,8 @@
 
 What it adds: the options of the ``reliability`` group (each with an ini twin), category markers,
 the fixtures of :mod:`pytest_reliability.fixtures`, one seed per run, deterministic ids scoped by
-node id, per-test reliability facts, the JSON report and the gates.
+node id, per-test reliability facts, the restore drills of the session (the report's
+``backups``), the JSON report and the gates.
 
 Loading it is cheap: nothing here imports SQLAlchemy, Hypothesis, docker or jsonschema at import
 time. Under pytest-xdist each worker puts its facts on the test reports and its totals in
@@ -46,6 +47,7 @@ from pytest_reliability._plugin_settings import (
     seed_arg,
     setting,
 )
+from pytest_reliability._session_drills import SessionDrills
 from pytest_reliability.errors import ConfigurationError, ReportError
 from pytest_reliability.fixtures import FIXTURE_MODULES
 from pytest_reliability.report._collector import CATEGORIES_KEY, FACTS_KEY, WORKER_KEY
@@ -62,6 +64,7 @@ _STATE = pytest.StashKey["_RunState"]()
 _CATEGORIES = pytest.StashKey[tuple[str, ...]]()
 _SESSION_PLUGIN = "reliability-report-session"
 _SCOPE_PLUGIN = "reliability-test-scope"
+_DRILLS_PLUGIN = "reliability-session-drills"
 
 
 @dataclass
@@ -230,11 +233,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
         info = _run_info(config, state)
         info.allow_no_tests = bool(allow_no_tests)
-        session = ReportSession(config, info, path, attach_facts, state.items.get, _masker(config))
+        drills = SessionDrills(worker=False)
+        session = ReportSession(
+            config, info, path, attach_facts, state.items.get, _masker(config), drills.report_parts
+        )
         config.pluginmanager.register(session, _SESSION_PLUGIN)
+        config.pluginmanager.register(drills, _DRILLS_PLUGIN)
     elif workerinput is not None and workerinput.get("reliability_report"):
-        # A worker of a run that writes a report: its facts travel on the reports it sends.
+        # A worker of a run that writes a report: its facts travel on the reports it sends,
+        # its restore drills in workeroutput.
         config.pluginmanager.register(_WorkerReports(state), _SESSION_PLUGIN)
+        config.pluginmanager.register(SessionDrills(worker=True), _DRILLS_PLUGIN)
 
 
 def _run_info(config: pytest.Config, state: _RunState) -> Any:
@@ -266,7 +275,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None:
         ids.configure(seed=state.saved_ids[0], deterministic=state.saved_ids[1])
-    for name in (_SESSION_PLUGIN, _SCOPE_PLUGIN):
+    for name in (_SESSION_PLUGIN, _SCOPE_PLUGIN, _DRILLS_PLUGIN):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

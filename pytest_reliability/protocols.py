@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from pytest_reliability.audit import AuditEvent
 
-__all__ = ["AuditSink", "Clock"]
+__all__ = ["AuditSink", "Clock", "ConnectionFaultProxy"]
 
 
 @runtime_checkable
@@ -55,4 +55,52 @@ class AuditSink(Protocol):
         details: Mapping[str, Any] | None = None,
     ) -> AuditEvent:
         """Append one event for the current tenant and return it."""
+        ...
+
+
+@runtime_checkable
+class ConnectionFaultProxy(Protocol):
+    """A TCP proxy on 127.0.0.1 in front of a server, which breaks connections on demand.
+
+    :class:`~pytest_reliability.chaos_infra.FaultProxy` is the shipped one; the ``chaos``
+    fixture's ``chaos.proxy(host, port)`` returns one. Clients connect to ``host:port``.
+    """
+
+    host: str
+    port: int
+
+    def latency(
+        self, seconds: float, direction: Literal["downstream", "upstream", "both"] = ...
+    ) -> None:
+        """Delay every chunk crossing in ``direction`` by ``seconds``."""
+        ...
+
+    def bandwidth(
+        self, bytes_per_second: float, direction: Literal["downstream", "upstream", "both"] = ...
+    ) -> None:
+        """Limit forwarding in ``direction`` to ``bytes_per_second``."""
+        ...
+
+    def reset_after(self, n_bytes: int) -> None:
+        """Reset each open and new connection once ``n_bytes`` more bytes crossed it."""
+        ...
+
+    def cut(self) -> None:
+        """Reset every open connection and refuse new ones until :meth:`restore`."""
+        ...
+
+    def half_open(self) -> None:
+        """Accept new connections and never answer them; open ones stop forwarding."""
+        ...
+
+    def restore(self) -> None:
+        """Remove every fault: forward again."""
+        ...
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Return every fault armed, as ``{target, kind, trigger, fired}`` records."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening and reset every connection. Safe to call twice."""
         ...

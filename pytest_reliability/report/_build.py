@@ -175,10 +175,14 @@ def assemble(
     tests_part: dict[str, Any],
     gates: Sequence[GateResult],
     sections: dict[str, Any],
+    parts: Mapping[str, Any] | None = None,
     *,
     status: str | None = None,
 ) -> dict[str, Any]:
-    """Return the report document in its canonical key order."""
+    """Return the report document in its canonical key order.
+
+    ``parts`` are optional top-level parts the schema defines (``backups``), added last.
+    """
     if status is None:
         status = overall_status(run["exit_code"], run["interruption"], gates, tests_part["summary"])
     return {
@@ -190,4 +194,5 @@ def assemble(
         "collection_errors": tests_part["collection_errors"],
         "gates": [g.as_dict() for g in gates],
         "sections": sections,
+        **(parts or {}),
     }

@@ -55,8 +55,9 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     The built-in gates run again over all tests, so a required category proven by any shard
     counts; hook gates keep each shard's verdict (the worst one per name). A test present in
-    several shards keeps its last entry. Every shard's seed is kept (``run.seeds``); a run given
-    twice (directly or inside a merged report) is a ReportError.
+    several shards keeps its last entry. Every shard's seed is kept (``run.seeds``), and every
+    shard's restore drills (``backups``); a run given twice (directly or inside a merged report)
+    is a ReportError.
     """
     if not reports:
         raise ReportError("nothing to merge: give at least one report")
@@ -73,6 +74,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     tests: dict[str, Any] = {}
     errors: dict[str, Any] = {}
     sections: dict[str, Any] = {}
+    drills: list[Any] = []
     required: list[str] = []
     for report in reports:
         for test in report["tests"]:
@@ -80,6 +82,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         for error in report["collection_errors"]:
             errors.setdefault(error["nodeid"], error)
         sections.update(report.get("sections", {}))
+        drills.extend(report.get("backups", {}).get("drills", ()))
         for category in report["run"]["required_categories"]:
             if category not in required:
                 required.append(category)
@@ -124,7 +127,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "seeds": [int(r["seed"]) for r in runs],
         "allow_no_tests": allow_no_tests,
     }
-    return {
+    merged = {
         "schema_version": SCHEMA_VERSION,
         "status": overall_status(exit_code, interruption, gates, view["summary"]),
         "run": run,
@@ -134,3 +137,8 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "gates": [g.as_dict() for g in gates],
         "sections": sections,
     }
+    if drills:  # every shard's restore drills, oldest first
+        drills.sort(key=lambda d: (str(d.get("finished_at", "")), str(d["backup"])))
+        passed = sum(1 for d in drills if d["status"] == "passed")
+        merged["backups"] = {"drills": drills, "passed": passed, "failed": len(drills) - passed}
+    return merged

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,11 @@ def closing_counts(config: pytest.Config) -> dict[str, int] | None:
 
 
 class ReportSession:
-    """Hooks that gather a run's reports and, at the end, write the reliability report."""
+    """Hooks that gather a run's reports and, at the end, write the reliability report.
+
+    ``parts``, called once at the end, returns the optional top-level parts of the report that
+    the plugin gathers itself (``backups``), so that this package imports no module.
+    """
 
     def __init__(
         self,
@@ -72,8 +76,10 @@ class ReportSession:
         attach: Callable[[pytest.Item, dict[str, Any]], None],
         lookup: Callable[[str], pytest.Item | None],
         masker: Masker,
+        parts: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.config = config
+        self.parts = parts
         self.masker = masker
         self.previous_sigterm: Any = None
         self.start_error: str | None = None
@@ -214,13 +220,19 @@ class ReportSession:
         gates.extend(self._hook_gates(view))
         if self.error is not None:
             gates.append(GateResult("workers", "error", (self.error,), "builtin"))
+        try:
+            parts = dict(self.parts()) if self.parts is not None else {}
+        except Exception as exc:  # a part that cannot be built is an error, not a lost report
+            parts = {}
+            reason = f"report part not built: {type(exc).__name__}: {exc}"
+            gates.append(GateResult("report_parts", "error", (reason,), "builtin"))
         if exit_code in (0, 5) and any(g.status != "passed" for g in gates):
             exit_code = int(pytest.ExitCode.TESTS_FAILED)
         run["exit_code"] = exit_code
         sections: dict[str, Any] = {}
         for found in self.config.hook.pytest_reliability_report_sections(config=self.config):
             sections.update(found or {})
-        document = assemble(run, tests_part, gates, sections)
+        document = assemble(run, tests_part, gates, sections, parts)
         self.config.hook.pytest_reliability_modify_report(config=self.config, report=document)
         self.gate_results = gates
         try:

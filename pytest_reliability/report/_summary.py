@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_reliability.report._collector import OUTCOMES
@@ -26,6 +26,19 @@ def _facts_totals(report: Mapping[str, Any]) -> dict[str, int]:
         totals["duplicates suppressed"] += int(idem.get("duplicates_suppressed", 0))
         totals["audit events"] += sum(facts.get("audit", {}).get("events_by_action", {}).values())
     return {k: v for k, v in totals.items() if v}
+
+
+def _drills(report: Mapping[str, Any], escape: Callable[[str], str] = str) -> str | None:
+    """Return one line on the run's restore drills (report text through ``escape``), or None."""
+    backups = report.get("backups")
+    if not backups:
+        return None
+    line = f"restore drills: {backups['passed']} passed, {backups['failed']} failed"
+    failed = [d for d in backups["drills"] if d["status"] != "passed"]
+    if failed:
+        first = f"{failed[0]['backup']}: {failed[0]['reason'] or 'no reason given'}"
+        line += f" (first failure {escape(first)})"
+    return line
 
 
 def _categories(report: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
@@ -87,9 +100,11 @@ def summary_markdown(report: Mapping[str, Any]) -> str:
         out += ["", "### Categories", "", "| category | passing | tests |", "|---|---:|---:|"]
         out += [f"| {_escape(name)} | {p} | {t} |" for name, (p, t) in categories.items()]
     totals = _facts_totals(report)
-    if totals:
+    drills = _drills(report, _escape)
+    if totals or drills:
         out += ["", "### Reliability facts", ""]
         out += [f"- {name}: {value}" for name, value in totals.items()]
+        out += [f"- {drills}"] if drills else []
     problems = _problems(report)
     if problems:
         out += ["", "### Failing and flaky tests", ""]
@@ -124,5 +139,7 @@ def summary_text(report: Mapping[str, Any]) -> str:
         out += [f"  - {reason}" for reason in gate["reasons"]]
     out += [f"category {n}: {p}/{t} passing" for n, (p, t) in _categories(report).items()]
     out += [f"{name}: {value}" for name, value in _facts_totals(report).items()]
+    drills = _drills(report)
+    out += [drills] if drills else []
     out += _problems(report)[:_LISTED]
     return "\n".join(out) + "\n"

@@ -41,7 +41,7 @@ PUBLIC = {
     },
     "pytest_reliability.errors": set(errors.__all__),
     "pytest_reliability.clock": {"Clock", "ManualClock", "SystemClock", "system_clock"},
-    "pytest_reliability.protocols": {"AuditSink", "Clock"},
+    "pytest_reliability.protocols": {"AuditSink", "Clock", "ConnectionFaultProxy"},
     "pytest_reliability.db": {
         "DATABASE_URL_ENV",
         "DEFAULT_DATABASE_URL",

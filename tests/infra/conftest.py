@@ -1,4 +1,4 @@
-"""Inner pytest runs for the infrastructure-chaos tests (the plugin's loading rules apply)."""
+"""Inner pytest runs for the infrastructure chaos tests (the plugin's loading rules apply)."""
 
 from __future__ import annotations
 

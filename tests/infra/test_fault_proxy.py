@@ -210,14 +210,13 @@ from pytest_reliability.chaos_infra import open_recorded_proxy
 
 
 def test_fails_behind_a_proxy(request):
-    server = socket.create_server(("127.0.0.1", 0))
-    request.addfinalizer(server.close)  # the inner run shares the outer process
-    proxy = open_recorded_proxy(request, "127.0.0.1", server.getsockname()[1])
-    with open("proxy-port", "w") as fh:
-        fh.write(str(proxy.port))
-    proxy.latency(0.01)
-    proxy.cut()
-    assert False, "fails on purpose: the proxy must still be closed and recorded"
+    with socket.create_server(("127.0.0.1", 0)) as server:  # closed: no ResourceWarning later
+        proxy = open_recorded_proxy(request, "127.0.0.1", server.getsockname()[1])
+        with open("proxy-port", "w") as fh:
+            fh.write(str(proxy.port))
+        proxy.latency(0.01)
+        proxy.cut()
+        assert False, "fails on purpose: the proxy must still be closed and recorded"
 """
 
 

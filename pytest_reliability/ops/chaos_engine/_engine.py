@@ -16,6 +16,7 @@ Faults (each returns its :class:`Fault` record)::
     engine.database_error(sa_engine, kind="disconnect", on_call=3)
     engine.refuse_connections("127.0.0.1", 6379)
     engine.inject("payments-api", mode="5xx")    # a target from pytest_reliability_chaos_targets
+    engine.proxy("127.0.0.1", 5432)              # a TCP fault proxy (the fixture's engine only)
 
 Triggers: every call (default), only the ``on_call``-th call (1-based), or each call with
 ``probability``, drawn from a ``random.Random`` seeded by (seed, scope, fault index) so a run with
@@ -46,6 +47,7 @@ from pytest_reliability.ops.chaos_engine._environment import (
     production_environment,
 )
 from pytest_reliability.ops.chaos_engine._fault import ChaosTarget, Fault, Trigger
+from pytest_reliability.protocols import ConnectionFaultProxy
 
 __all__ = [
     "CHAOS_ENABLED_ENV",
@@ -74,6 +76,8 @@ class ChaosEngine:
     ``seed`` and ``scope`` (the fixture passes the run's seed and the test's node id) make
     probability faults reproducible. ``targets`` maps names to dotted paths or
     :class:`ChaosTarget` objects. ``sleep`` is the function latency and timeout faults sleep with.
+    ``proxy_opener`` opens the TCP fault proxies of :meth:`proxy` (the ``chaos`` fixture passes
+    one that closes each proxy after the test and records its faults).
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class ChaosEngine:
         environ: Mapping[str, str] | None = None,
         targets: Mapping[str, ChaosTarget | str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        proxy_opener: Callable[[str, int], ConnectionFaultProxy] | None = None,
     ) -> None:
         self._environ = environ
         self._in_test = in_test
@@ -93,6 +98,7 @@ class ChaosEngine:
         self.scope = scope
         self._targets = dict(targets or {})
         self._sleep = sleep
+        self._proxy_opener = proxy_opener
         self._faults: list[Fault] = []
         self._undo: list[Callable[[], None]] = []
         self._lock = threading.Lock()
@@ -278,6 +284,24 @@ class ChaosEngine:
             raise ConfigurationError(f"no custom chaos target {name!r} (known: {known or 'none'})")
         fault = self._new_fault(name, str(params.pop("kind", "custom")), on_call, probability)
         return self._arm(fault, target.install(fault, params))
+
+    def proxy(self, host: str, port: int) -> ConnectionFaultProxy:
+        """Open a TCP fault proxy on 127.0.0.1 in front of ``host:port`` and return it.
+
+        Point the code under test at ``proxy.host`` and ``proxy.port``, then break its
+        connections: ``latency(s)``, ``bandwidth(bps)``, ``reset_after(n)``, ``cut()``,
+        ``half_open()``, ``restore()``. This reaches drivers that open their sockets in C
+        (libpq), which :meth:`refuse_connections` cannot. With the ``chaos`` fixture the proxy is
+        closed after the test and its faults recorded with the engine's; an engine made without
+        a ``proxy_opener`` raises ConfigurationError (use ``chaos_infra.FaultProxy`` directly).
+        """
+        check_armable(self._environ, in_test=self._in_test)
+        if self._proxy_opener is None:
+            raise ConfigurationError(
+                "this chaos engine opens no proxies: use the chaos fixture, or "
+                "pytest_reliability.chaos_infra.FaultProxy directly"
+            )
+        return self._proxy_opener(host, port)
 
     def restore(self) -> None:
         """Remove every armed fault, newest first; every undo runs even if one raises."""
