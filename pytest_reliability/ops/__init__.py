@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from pytest_reliability._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from pytest_reliability.ops._kill_switch_scenario import KillSwitchScenario
     from pytest_reliability.ops.chaos_engine import (
         CHAOS_ENABLED_ENV,
         CI_ENV_VARS,
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
         register_switch,
         registered_switches,
     )
+    from pytest_reliability.ops.kill_switch._scenario import KillSwitchScenario
     from pytest_reliability.ops.rbac import (
         BUILTIN_ROLES,
         PLATFORM_TENANT,
@@ -158,7 +158,7 @@ _HOMES = {
     "HealthCheck": ".health_checks",
     "HealthSnapshot": ".health_checks",
     "KillSwitch": ".kill_switch",
-    "KillSwitchScenario": "._kill_switch_scenario",
+    "KillSwitchScenario": ".kill_switch._scenario",
     "KillSwitchStore": ".kill_switch",
     "KillSwitches": ".kill_switch",
     "LivenessResult": ".readiness_gates",

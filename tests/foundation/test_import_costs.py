@@ -39,6 +39,8 @@ COSTS: dict[str, set[str]] = {
     "import pytest_reliability.ops.health_checks": set(),
     "import pytest_reliability.ops.readiness_gates": set(),
     "import pytest_reliability.ops.kill_switch": {"sqlalchemy"},
+    "from pytest_reliability.ops.kill_switch import KillSwitches\n"
+    "KillSwitches.from_url('memory://', env={}, start=False).close()": {"sqlalchemy"},
     # test tooling, report, plugin
     "import pytest_reliability.testing": set(),
     "import pytest_reliability.strategies": {"hypothesis"},

@@ -56,7 +56,7 @@ def test_a_driver_suffix_finds_its_backend(tmp_path: Path) -> None:
 
 
 def test_a_module_registers_a_scheme_and_both_kinds_use_it(custom_scheme: str) -> None:
-    from pytest_reliability.ops._kill_switch_stores import MemoryStore as SwitchMemoryStore
+    from pytest_reliability.ops.kill_switch._memory_store import MemoryStore as SwitchMemoryStore
 
     seen: list[tuple[str, dict[str, Any]]] = []
 

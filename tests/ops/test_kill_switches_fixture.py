@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from pytest_reliability.errors import KillSwitchEngaged
-from pytest_reliability.ops._kill_switch_scenario import KillSwitchScenario
+from pytest_reliability.ops.kill_switch._scenario import KillSwitchScenario
 
 
 def test_the_fixture_flips_and_asserts(kill_switches: KillSwitchScenario) -> None:

@@ -1,4 +1,4 @@
-"""Kill switches shared by every instance of a service, failing closed when unsure.
+"""The switch set: switches shared by every instance of a service, failing closed when unsure.
 
 Precedence, first match wins: the ``OPS_KILL_SWITCH`` environment override (engaged); a store
 that could not be read within ``staleness`` seconds (every switch engaged, fail closed); the
@@ -34,21 +34,20 @@ from pytest_reliability.errors import (
     StoreDataLost,
     StoreUnavailable,
 )
-from pytest_reliability.ops import _kill_switch_model as _model
 from pytest_reliability.ops._guard import Guard
-from pytest_reliability.ops._kill_switch_model import (
+from pytest_reliability.ops.kill_switch import _model
+from pytest_reliability.ops.kill_switch._model import (
     OPS_KILL_SWITCH_ENV,
-    KillSwitch,
     KillSwitchStore,
     SwitchRecord,
     SwitchState,
     check_reason,
     check_switch,
     parse_override,
-    register_switch,
     registered_switches,
 )
-from pytest_reliability.ops._kill_switch_stores import MemoryStore, check_namespace, sql_store
+from pytest_reliability.ops.kill_switch._registry import STORE_KIND, sql_factory
+from pytest_reliability.ops.kill_switch._store_common import check_namespace
 from pytest_reliability.ops.rbac import (
     AuthorizationEngine,
     OpsContext,
@@ -59,18 +58,7 @@ from pytest_reliability.ops.rbac import (
 from pytest_reliability.protocols import Clock
 from pytest_reliability.tenancy import tenant_scope
 
-__all__ = [
-    "DEFAULT_POLL_INTERVAL",
-    "DEFAULT_STALENESS",
-    "OPS_KILL_SWITCH_ENV",
-    "KillSwitch",
-    "KillSwitchStore",
-    "KillSwitches",
-    "SwitchRecord",
-    "SwitchState",
-    "register_switch",
-    "registered_switches",
-]
+__all__ = ["DEFAULT_POLL_INTERVAL", "DEFAULT_STALENESS", "KillSwitches"]
 
 DEFAULT_POLL_INTERVAL = 1.0
 """Seconds between two reads of a shared store (the backstop when notifications are lost)."""
@@ -178,7 +166,7 @@ class KillSwitches:
         if isinstance(url, str):
             store = stores.store_from_url(STORE_KIND, url, **options)
         else:  # an Engine or a sqlalchemy URL object: the SQL store, whatever its dialect
-            store = _sql(url, **options)
+            store = sql_factory(url, **options)
         try:
             return cls(store, **kwargs)
         except BaseException:
@@ -421,49 +409,6 @@ class KillSwitches:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-STORE_KIND = "kill_switch"
-"""The kind kill switch stores register under in :mod:`pytest_reliability.stores`."""
-
-
-def _memory(url: Any, **options: Any) -> KillSwitchStore:
-    return MemoryStore()
-
-
-def _redis(
-    url: Any,
-    *,
-    namespace: str,
-    key_prefix: str = "",
-    durability: str = "require",
-    store_timeout: float | None = None,
-    **options: Any,
-) -> KillSwitchStore:
-    from pytest_reliability.ops._kill_switch_redis import RedisStore
-
-    return RedisStore(
-        url,
-        namespace=namespace,
-        key_prefix=key_prefix,
-        durability=durability,  # type: ignore[arg-type]  # checked by the store
-        **({} if store_timeout is None else {"socket_timeout": store_timeout}),
-    )
-
-
-def _sql(
-    url: Any,
-    *,
-    namespace: str,
-    channel: str | None = None,
-    store_timeout: float | None = None,
-    **options: Any,
-) -> KillSwitchStore:
-    timeouts = {} if store_timeout is None else {"timeout": store_timeout}
-    return sql_store(url, namespace=namespace, channel=channel, **timeouts)
-
-
-stores.register_standard_stores(STORE_KIND, memory=_memory, redis=_redis, sql=_sql)
 
 
 def _same_db(sink: AuditLog, conn: Any) -> bool:

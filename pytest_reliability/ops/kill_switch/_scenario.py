@@ -18,8 +18,8 @@ from typing import Any, final
 
 from pytest_reliability.audit import InMemoryAuditLog
 from pytest_reliability.errors import KillSwitchEngaged
-from pytest_reliability.ops._kill_switch_model import check_switch
-from pytest_reliability.ops.kill_switch import KillSwitches, KillSwitchStore
+from pytest_reliability.ops.kill_switch._model import KillSwitchStore, check_switch
+from pytest_reliability.ops.kill_switch._switches import KillSwitches
 from pytest_reliability.ops.rbac import AuthorizationEngine, OpsContext, OpsSession
 
 Recorder = Callable[[str, str], None]

@@ -1,4 +1,4 @@
-"""Kill switch stores in memory and in SQL (SQLite polls; PostgreSQL adds LISTEN/NOTIFY)."""
+"""The SQL kill switch store: SQLite polls; PostgreSQL adds LISTEN/NOTIFY."""
 
 from __future__ import annotations
 
@@ -25,14 +25,17 @@ from pytest_reliability._sql_bounds import (
     store_transaction,
 )
 from pytest_reliability.db import is_postgres
-from pytest_reliability.errors import ConfigurationError, StoreUnavailable
-from pytest_reliability.ops._kill_switch_model import AuditHook, SwitchRecord
-from pytest_reliability.ops._tables import NAMESPACE_MAX, ops_kill_switches
+from pytest_reliability.errors import StoreUnavailable
+from pytest_reliability.ops._tables import ops_kill_switches
+from pytest_reliability.ops.kill_switch._model import AuditHook, SwitchRecord
+from pytest_reliability.ops.kill_switch._store_common import (
+    LISTEN_TIMEOUT,
+    RECONNECT_DELAY,
+    check_namespace,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
-
-_LISTEN_TIMEOUT = 0.25
 
 # A bounded connect, and keepalives so a peer that vanished without a reset (a black-holed
 # network) is noticed in about 10 s rather than the kernel's two hours.
@@ -43,52 +46,6 @@ PG_CONNECT_ARGS: dict[str, Any] = {
     "keepalives_interval": 2,
     "keepalives_count": 2,
 }
-_RECONNECT_DELAY = 0.2
-
-
-def check_namespace(namespace: object) -> str:
-    """Return ``namespace`` if it is 1..64 characters of ``A-Za-z0-9._:-``."""
-    if (
-        not isinstance(namespace, str)
-        or not 0 < len(namespace) <= NAMESPACE_MAX
-        or not all(c.isascii() and (c.isalnum() or c in "._:-") for c in namespace)
-    ):
-        raise ConfigurationError(
-            f"kill switch namespace {namespace!r} must be 1-64 [A-Za-z0-9._:-]"
-        )
-    return namespace
-
-
-@final
-class MemoryStore:
-    """Switches in this process's memory: never shared with another process, never stale."""
-
-    kind = "memory"
-    shared = False
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: dict[str, SwitchRecord] = {}
-
-    def read_all(self) -> Mapping[str, SwitchRecord]:
-        """Return every record."""
-        with self._lock:
-            return dict(self._records)
-
-    def write(self, record: SwitchRecord, audit: AuditHook) -> SwitchRecord:
-        """Audit, then store ``record`` (both in this process)."""
-        with self._lock:
-            old = self._records.get(record.name)
-            stored = replace(record, version=(old.version if old else 0) + 1)
-            audit(None)
-            self._records[record.name] = stored
-        return stored
-
-    def listen(self, wake: Callable[[], None], stop: threading.Event) -> None:
-        """Nothing to listen to: there is no other instance."""
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 @final
@@ -210,10 +167,10 @@ class SqlStore:
                     # Anything flipped while we were not listening is caught by this re-read.
                     wake()
                     while not stop.is_set():
-                        for _ in conn.notifies(timeout=_LISTEN_TIMEOUT):
+                        for _ in conn.notifies(timeout=LISTEN_TIMEOUT):
                             wake()
             except Exception:  # whatever broke the connection: pause, reconnect; polling covers
-                stop.wait(_RECONNECT_DELAY)
+                stop.wait(RECONNECT_DELAY)
 
     def ensure_schema(self) -> None:
         """Create the package's tables (idempotent); raises when the database is unreachable."""

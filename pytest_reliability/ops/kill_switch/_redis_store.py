@@ -26,13 +26,15 @@ from typing import Any, final
 from pytest_reliability._redis_keys import redis_key
 from pytest_reliability._redis_server import Durability, check_durability, check_mode
 from pytest_reliability.errors import ConfigurationError, StoreDataLost, StoreUnavailable
-from pytest_reliability.ops._kill_switch_model import AuditHook, SwitchRecord
-from pytest_reliability.ops._kill_switch_stores import check_namespace
+from pytest_reliability.ops.kill_switch._model import AuditHook, SwitchRecord
+from pytest_reliability.ops.kill_switch._store_common import (
+    LISTEN_TIMEOUT,
+    RECONNECT_DELAY,
+    check_namespace,
+)
 
 DEFAULT_SOCKET_TIMEOUT = 2.0
 """Seconds a Redis kill switch call waits for a connection or a reply before failing closed."""
-_LISTEN_TIMEOUT = 0.25
-_RECONNECT_DELAY = 0.2
 
 # KEYS: records, versions, channel. ARGV: switch name, the record's JSON without its closing
 # brace (the script appends the version it assigns). Returns the version.
@@ -187,10 +189,10 @@ class RedisStore:
                 pubsub.subscribe(self.channel)
                 wake()
                 while not stop.is_set():
-                    if pubsub.get_message(timeout=_LISTEN_TIMEOUT) is not None:
+                    if pubsub.get_message(timeout=LISTEN_TIMEOUT) is not None:
                         wake()
             except Exception:  # whatever broke the connection: pause, reconnect; polling covers
-                stop.wait(_RECONNECT_DELAY)
+                stop.wait(RECONNECT_DELAY)
             finally:
                 pubsub.close()
                 client.close()
