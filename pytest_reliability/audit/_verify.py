@@ -1,8 +1,9 @@
 """Verifying a stored audit log: every chain in one read snapshot, then the signed checkpoints.
 
 Memory stays flat whatever the length of a chain: rows are streamed (a cursor on SQLite,
-``COPY ... TO STDOUT`` on PostgreSQL), the pass keeps only the previous hash, and telling what
-kind a break is takes a few point reads (:class:`_StoredLookup`), never the whole chain.
+chunked rows or ``COPY ... TO STDOUT`` on PostgreSQL), the pass keeps only the previous hash,
+and telling what kind a break is takes a few point reads (:class:`_StoredLookup`), never the
+whole chain.
 """
 
 from __future__ import annotations
