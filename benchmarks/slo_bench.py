@@ -11,7 +11,11 @@ with the anchor, best of ``--repeat`` runs:
 * ``indexed``: ``evaluate(slo, series, at)`` on a :class:`Series` indexed once (the steady state
   of a service that keeps its series and evaluates it every minute);
 * ``replay``: evaluating at each of the last ``--replay`` minutes (an alert backtest): the engine
-  indexes once, the anchor rescans for every instant.
+  indexes once, the anchor rescans for every instant;
+* ``live``: what a service does every minute: a new bucket arrives and the SLO is evaluated
+  again, for the last ``--replay`` minutes. The engine adds the bucket with
+  :meth:`Series.extended` (validating only it) and evaluates; the anchor appends it to its list
+  and rescans. Reported per minute.
 
 Usage: ``python3 benchmarks/slo_bench.py [--sizes 10800,43200,172800,691200] [--repeat 5]``.
 """
@@ -76,7 +80,8 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}; best of {args.repeat}; six windows {WINDOWS}")
     header = (
         f"{'points':>8} {'naive ms':>9} {'one-shot ms':>11} {'ratio':>6} {'ns/point':>8} "
-        f"{'indexed us':>10} {'ratio':>8} {'replay naive s':>14} {'replay ms':>9} {'ratio':>7}"
+        f"{'indexed us':>10} {'ratio':>8} {'replay naive s':>14} {'replay ms':>9} {'ratio':>7} "
+        f"{'live naive ms/min':>17} {'live ms/min':>11} {'ratio':>7}"
     )
     print(header)
     for n in (int(s) for s in args.sizes.split(",")):
@@ -101,10 +106,28 @@ def main() -> None:
                 evaluate(slo, s, i)
 
         t_re = best(replay, args.repeat)
+
+        head, fresh = buckets[: n - args.replay], buckets[n - args.replay :]
+        start = Series.from_buckets(head)
+
+        def live_engine(s: Series = start, new: list[Bucket] = fresh) -> None:
+            for bucket in new:
+                s = s.extended([bucket])
+                evaluate(slo, s, bucket[0])
+
+        def live_naive(old: list[Bucket] = head, new: list[Bucket] = fresh) -> None:
+            kept = list(old)
+            for bucket in new:
+                kept.append(bucket)
+                naive(kept, bucket[0])
+
+        t_ln = best(live_naive, 1) / args.replay
+        t_le = best(live_engine, args.repeat) / args.replay
         print(
             f"{n:>8} {t_naive * 1e3:>9.1f} {t_one * 1e3:>11.1f} {t_naive / t_one:>5.1f}x "
             f"{t_one / n * 1e9:>8.0f} {t_idx * 1e6:>10.1f} {t_naive / t_idx:>7.0f}x "
-            f"{t_rn:>14.2f} {t_re * 1e3:>9.1f} {t_rn / t_re:>6.0f}x"
+            f"{t_rn:>14.2f} {t_re * 1e3:>9.1f} {t_rn / t_re:>6.0f}x "
+            f"{t_ln * 1e3:>17.2f} {t_le * 1e3:>11.3f} {t_ln / t_le:>6.0f}x"
         )
 
 

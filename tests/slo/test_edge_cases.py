@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -166,3 +167,62 @@ def test_bad_input_leaves_no_partial_result() -> None:
         evaluate(slo, [*good, (AT, 101, 100)], AT)
     assert evaluate(slo, good, AT) == evaluate(slo, list(reversed(good)), AT)
     assert DEFAULT_POLICY.windows() == (300.0, 1800.0, 3600.0, 21600.0, 259200.0)
+
+
+def test_extending_with_an_earlier_bucket_is_refused_and_changes_nothing() -> None:
+    series = Series.from_buckets([(600, 9, 10), (1200, 10, 10)])
+    with pytest.raises(SLODataError, match="earlier than the series' last bucket at 1200"):
+        series.extended([(1800, 1, 1), (900, 1, 1)])
+    assert len(series) == 2
+    assert series.sums(0, 2000) == (1, 20)
+
+
+def test_extending_validates_the_new_buckets_like_from_buckets() -> None:
+    series = Series.from_buckets([(600, 9, 10)])
+    with pytest.raises(SLODataError, match="bucket 1: good 11 is greater than total 10") as info:
+        series.extended([(1200, 1, 1), (1800, 11, 10)])
+    assert info.value.index == 1
+    assert series.extended([]) is series
+
+
+def test_extending_an_empty_series_and_at_the_same_instant() -> None:
+    empty = Series.from_buckets([])
+    grown = empty.extended([(600, 9, 10)]).extended([(600, 1, 2), (900, 3, 3)])
+    assert grown.sums(0, 600) == (2, 12)
+    assert grown.step == 300
+
+
+def test_extensions_of_one_series_never_see_each_other() -> None:
+    base = Series.from_buckets([(600, 9, 10)])
+    left = base.extended([(1200, 0, 10)])  # grows the shared columns in place
+    right = base.extended([(1200, 10, 10)])  # must copy: left already took the tail
+    left_more = left.extended([(1800, 5, 5)])
+    assert (len(base), len(left), len(right), len(left_more)) == (1, 2, 2, 3)
+    assert base.sums(0, 10_000) == (1, 10)
+    assert base.last == 600
+    assert left.sums(0, 10_000) == (11, 20)
+    assert right.sums(0, 10_000) == (1, 20)
+    assert left_more.sums(0, 10_000) == (11, 25)
+
+
+def test_threads_extending_one_series_each_get_their_own() -> None:
+    base = Series.from_buckets([(60 * i, i, i) for i in range(1, 100)])
+    results: dict[int, Series] = {}
+
+    def grow(k: int) -> None:
+        series = base
+        for j in range(50):
+            series = series.extended([(6000 + 60 * j, 0, k)])
+        results[k] = series
+
+    threads = [threading.Thread(target=grow, args=(k,)) for k in range(1, 9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    base_total = sum(range(1, 100))
+    for k, series in results.items():
+        assert len(series) == 149
+        assert series.sums(0, 10**9) == (50 * k, base_total + 50 * k)
+    assert len(results) == 8
+    assert base.sums(0, 10**9) == (0, base_total)

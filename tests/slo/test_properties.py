@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_reliability.errors import SLOWindowError
 from pytest_reliability.ops.slo_engine import (
     DEFAULT_POLICY,
     SLO,
@@ -102,3 +103,33 @@ def test_evaluation_is_independent_of_input_order(rows: list[tuple[int, int, int
     shuffled_floats = list(floats)
     rnd.shuffle(shuffled_floats)
     assert status(floats) == status(shuffled_floats)
+
+
+@settings(max_examples=200, deadline=None)
+@given(buckets(), st.integers(0, 60), st.sampled_from(["good", "bad"]), st.booleans())
+def test_extending_a_series_equals_indexing_everything(
+    rows: list[tuple[int, int, int]], cut: int, sli: str, fixed: bool
+) -> None:
+    ordered = sorted(rows)
+    old, new = ordered[:cut], ordered[cut:]
+    step = 300 if fixed else None
+    whole = Series.from_buckets(ordered, sli=sli, step=step)  # type: ignore[arg-type]
+    grown = Series.from_buckets(old, sli=sli, step=step).extended(  # type: ignore[arg-type]
+        reversed(new),  # any order among the new buckets
+        sli=sli,  # type: ignore[arg-type]
+    )
+    assert len(grown) == len(whole)
+    assert grown.step == whole.step
+    assert (grown.first, grown.last) == (whole.first, whole.last)
+    for start in range(0, AT, 7 * 300):
+        for span in (300, 3600, DAY, 7 * DAY):
+            assert grown.sums(start, start + span) == whole.sums(start, start + span)
+    assert _outcome(grown) == _outcome(whole)
+
+
+def _outcome(series: Series) -> object:
+    # Coarse buckets make the 5-minute window unreadable; both must then refuse alike.
+    try:
+        return evaluate(SLO_7D, series, AT)
+    except SLOWindowError as exc:
+        return str(exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -67,6 +68,50 @@ def _check_counts(xs: Sequence[Any], totals: Sequence[Any], kind: SLIKind) -> No
         )
 
 
+def _columns(
+    buckets: Iterable[tuple[Timestamp, Number, Number]], sli: SLIKind
+) -> tuple[list[float], list[Number], list[Number], bool]:
+    """Validate ``buckets``; return their times, bad and total counts sorted by time.
+
+    The fourth value says whether the input was already strictly increasing in time.
+    """
+    rows = list(buckets)
+    if not rows:
+        return [], [], [], True
+    try:
+        shaped = set(map(len, rows)) == {3}
+    except TypeError:
+        shaped = False
+    if not shaped:
+        i = _first(lambda r: not (isinstance(r, tuple | list) and len(r) == 3), rows)
+        raise SLODataError(f"bucket {i} is not (timestamp, count, total)", index=i)
+    # One C-level pass a column (zip(*rows) is far slower with tens of thousands of rows).
+    ts, xs, totals = (list(map(itemgetter(i), rows)) for i in range(3))
+    _check_counts(xs, totals, sli)
+    try:
+        seconds: Sequence[float] = ts if math.isfinite(sum(ts)) else ()
+    except TypeError:  # datetimes (or garbage): convert one by one, naming a bad one
+        seconds = ()
+    if len(seconds) != len(ts):
+        seconds = tuple(to_seconds(t, index=i) for i, t in enumerate(ts))
+    if sli == "good":
+        xs = list(map(operator.sub, totals, xs))
+    strictly = all(map(operator.lt, seconds, islice(seconds, 1, None)))
+    if strictly:
+        return list(seconds), xs, totals, True
+    # Sorting the whole triple, not only the time, makes float sums independent of the input
+    # order too (same-time buckets always add up in the same order).
+    ordered = sorted(zip(seconds, xs, totals, strict=True))
+    times, bad, total = (list(map(itemgetter(i), ordered)) for i in range(3))
+    return times, bad, total, False
+
+
+def _min_gap(times: list[float], strictly: bool) -> float:
+    """The smallest positive gap between two of ``times`` (sorted), or 0.0 without one."""
+    gaps = map(operator.sub, islice(times, 1, None), times)
+    return min(gaps if strictly else (g for g in gaps if g > 0), default=0.0)
+
+
 @final
 class Series:
     """Validated, sorted buckets of one SLI with running sums; immutable once built.
@@ -76,13 +121,27 @@ class Series:
     :class:`~pytest_reliability.errors.SLOWindowError` rather than reading a partial bucket.
     """
 
-    __slots__ = ("_bad", "_times", "_total", "step")
+    # The columns may be shared with series extended from this one, and may be longer than
+    # ``_n``: an extension appends to them in place when no other extension did, so a series
+    # only ever reads its own prefix, which never changes.
+    __slots__ = ("_bad", "_fixed_step", "_lock", "_n", "_times", "_total", "step")
 
-    def __init__(self, times: list[float], bad: list[Number], total: list[Number], step: float):
+    def __init__(
+        self,
+        times: list[float],
+        bad: list[Number],
+        total: list[Number],
+        step: float,
+        *,
+        fixed_step: bool = False,
+    ):
         self._times = times
         self._bad = bad
         self._total = total
+        self._n = len(times)
+        self._lock = threading.Lock()
         self.step = step
+        self._fixed_step = fixed_step
 
     @classmethod
     def from_buckets(
@@ -97,45 +156,66 @@ class Series:
         Several buckets may share a timestamp (they add up). Bad input raises
         :class:`~pytest_reliability.errors.SLODataError` naming the first offending bucket.
         """
-        rows = list(buckets)
-        if not rows:
-            return cls([], [0], [0], step or 0.0)
-        try:
-            shaped = set(map(len, rows)) == {3}
-        except TypeError:
-            shaped = False
-        if not shaped:
-            i = _first(lambda r: not (isinstance(r, tuple | list) and len(r) == 3), rows)
-            raise SLODataError(f"bucket {i} is not (timestamp, count, total)", index=i)
-        # One C-level pass a column (zip(*rows) is far slower with tens of thousands of rows).
-        ts, xs, totals = (list(map(itemgetter(i), rows)) for i in range(3))
-        _check_counts(xs, totals, sli)
-        try:
-            seconds: Sequence[float] = ts if math.isfinite(sum(ts)) else ()
-        except TypeError:  # datetimes (or garbage): convert one by one, naming a bad one
-            seconds = ()
-        if len(seconds) != len(ts):
-            seconds = tuple(to_seconds(t, index=i) for i, t in enumerate(ts))
-        if sli == "good":
-            xs = list(map(operator.sub, totals, xs))
-        order: Iterable[tuple[float, Number, Number]] = zip(seconds, xs, totals, strict=True)
-        strictly = all(map(operator.lt, seconds, islice(seconds, 1, None)))
-        if not strictly:
-            # Sorting the whole triple, not only the time, makes float sums independent of
-            # the input order too (same-time buckets always add up in the same order).
-            ordered = sorted(order)
-            times, bad, total = (list(map(itemgetter(i), ordered)) for i in range(3))
-        else:
-            times, bad, total = list(seconds), xs, totals
-        if step is None:
-            gaps = map(operator.sub, islice(times, 1, None), times)
-            step = min(gaps if strictly else (g for g in gaps if g > 0), default=0.0)
+        times, bad, total, strictly = _columns(buckets, sli)
+        if not times:
+            return cls([], [0], [0], step or 0.0, fixed_step=step is not None)
         return cls(
             times,
             list(accumulate(bad, initial=0)),
             list(accumulate(total, initial=0)),
-            float(step),
+            float(_min_gap(times, strictly) if step is None else step),
+            fixed_step=step is not None,
         )
+
+    def extended(
+        self, buckets: Iterable[tuple[Timestamp, Number, Number]], *, sli: SLIKind = "good"
+    ) -> Series:
+        """Return this series with newer ``buckets`` added: what a service does every minute.
+
+        The new buckets are validated as :meth:`from_buckets` validates, in any order among
+        themselves, and must not be earlier than this series' last bucket (one at the same
+        instant adds up with it); the result equals :meth:`from_buckets` over all the buckets.
+        Only the new buckets are validated and summed, and the columns are shared with this
+        series (which keeps reading only its own buckets), so adding one bucket to 30 days of
+        them costs microseconds, not a re-index. An earlier bucket raises
+        :class:`~pytest_reliability.errors.SLODataError` and leaves this series as it was.
+        """
+        times, bad, total, strictly = _columns(buckets, sli)
+        if not times:
+            return self
+        n, last = self._n, self.last
+        if last is not None and times[0] < last:
+            raise SLODataError(
+                f"bucket at {times[0]} is earlier than the series' last bucket at "
+                f"{last}: index out-of-order history with Series.from_buckets"
+            )
+        if self._fixed_step:
+            step = self.step
+        else:
+            joint = times[0] - last if last is not None else 0.0
+            gaps = (self.step, _min_gap(times, strictly), joint)
+            step = min((g for g in gaps if g > 0), default=0.0)
+        bad_sums = islice(accumulate(bad, initial=self._bad[n]), 1, None)
+        total_sums = islice(accumulate(total, initial=self._total[n]), 1, None)
+        grown = Series.__new__(Series)
+        with self._lock:
+            if len(self._times) == n:
+                # Nobody extended this series yet: grow its columns in place (amortised O(k)
+                # for k new buckets), sharing them, and the lock, with the new series.
+                self._times.extend(times)
+                self._bad.extend(bad_sums)
+                self._total.extend(total_sums)
+                grown._times, grown._bad, grown._total = self._times, self._bad, self._total
+                grown._lock = self._lock
+            else:  # a sibling extended it first: copy this series' prefix
+                grown._times = [*islice(self._times, n), *times]
+                grown._bad = [*islice(self._bad, n + 1), *bad_sums]
+                grown._total = [*islice(self._total, n + 1), *total_sums]
+                grown._lock = threading.Lock()
+        grown._n = n + len(times)
+        grown.step = float(step)
+        grown._fixed_step = self._fixed_step
+        return grown
 
     @classmethod
     def from_counters(
@@ -171,17 +251,17 @@ class Series:
         return cls.from_buckets(buckets, sli=sli)
 
     def __len__(self) -> int:
-        return len(self._times)
+        return self._n
 
     @property
     def first(self) -> float | None:
         """The earliest bucket's timestamp, or None for an empty series."""
-        return self._times[0] if self._times else None
+        return self._times[0] if self._n else None
 
     @property
     def last(self) -> float | None:
         """The latest bucket's timestamp, or None for an empty series."""
-        return self._times[-1] if self._times else None
+        return self._times[self._n - 1] if self._n else None
 
     def check_window(self, seconds: float) -> None:
         """Raise SLOWindowError when ``seconds`` is shorter than the bucket size."""
@@ -194,8 +274,8 @@ class Series:
 
     def sums(self, start: float, end: float) -> tuple[Number, Number]:
         """Return ``(bad, total)`` over the buckets stamped in ``(start, end]``."""
-        lo = bisect_right(self._times, start)
-        hi = bisect_right(self._times, end)
+        lo = bisect_right(self._times, start, 0, self._n)
+        hi = bisect_right(self._times, end, 0, self._n)
         if hi <= lo:
             return 0, 0
         return self._bad[hi] - self._bad[lo], self._total[hi] - self._total[lo]
