@@ -92,10 +92,10 @@ def bar_chart(title: str, rows: Sequence[tuple[str, float, str]], unit: str = ""
     if not rows:
         return ""
     top = max((value for _, value, _ in rows), default=0.0) or 1.0
-    label_w, bar_w, row_h = 210, 290, 22
+    label_w, bar_w, row_h = 150, 190, 22
     height = row_h * len(rows) + 8
     parts = [
-        f'<svg class="chart" viewBox="0 0 {label_w + bar_w + 90} {height}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {label_w + bar_w + 60} {height}" role="img" '
         f'aria-label="{_e(title)}" preserveAspectRatio="xMinYMin meet">',
         f"<title>{_e(title)}</title>",
         "<desc>"
@@ -105,7 +105,7 @@ def bar_chart(title: str, rows: Sequence[tuple[str, float, str]], unit: str = ""
     for index, (label, value, css) in enumerate(rows):
         y = 4 + index * row_h
         width = max(bar_w * value / top, 1.0 if value else 0.0)
-        shown = label if len(label) <= 34 else "…" + label[-33:]
+        shown = label if len(label) <= 24 else "…" + label[-23:]
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{_e(shown)}'
             f"<title>{_e(label)}</title></text>"
@@ -129,7 +129,7 @@ def line_chart(
     if not known:
         return ""
     top = max(known) or 1.0
-    width, height, left, bottom = 600, 200, 48, 24
+    width, height, left, bottom = 440, 180, 48, 24
     step = (width - left - 16) / max(len(values) - 1, 1)
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
@@ -523,6 +523,12 @@ def _test_detail(test: Mapping[str, Any]) -> str:
 
 
 def _tests_table(report: Mapping[str, Any]) -> str:
+    """Return every test as a sortable, filterable table.
+
+    ARIA table roles on grid rows rather than a ``<table>``: a browser can skip the layout of a
+    row that is off screen (``content-visibility: auto``) but not of a table row, and laying out
+    a native table of 10,000 rows took seconds.
+    """
     tests = report["tests"]
     outcomes = sorted({t["outcome"] for t in tests}, key=_severity)
     categories = sorted({c for t in tests for c in t["categories"]})
@@ -530,15 +536,17 @@ def _tests_table(report: Mapping[str, Any]) -> str:
     category_options = "".join(f'<option value="{_e(c)}">{_e(c)}</option>' for c in categories)
     rows: list[str] = []
     append = rows.append
+    escape = _e
     for test in tests:
-        outcome = str(test["outcome"])
-        cats = " ".join(test["categories"])
+        outcome = escape(test["outcome"])
+        cats = escape(" ".join(test["categories"]))
         duration = float(test["duration_s"])
         append(
-            f'<tr data-o="{_e(outcome)}" data-c=" {_e(cats)} " data-d="{duration:.6f}">'
-            f"<td><code>{_e(test['nodeid'])}</code></td><td>{_mark(outcome)}</td>"
-            f'<td class="n">{_seconds(duration)}</td><td>{_e(cats)}</td>'
-            f"<td>{_test_detail(test)}</td></tr>"
+            f'<div role="row" class="r" data-o="{outcome}" data-c=" {cats} " '
+            f'data-d="{duration:.6f}"><span role="cell" class="t">{escape(test["nodeid"])}</span>'
+            f'<span role="cell" class="o o-{outcome}">{outcome}</span>'
+            f'<span role="cell" class="n">{_seconds(duration)}</span>'
+            f'<span role="cell">{cats}</span><span role="cell">{_test_detail(test)}</span></div>'
         )
     return (
         '<section aria-labelledby="h-tests"><h2 id="h-tests">All tests</h2>'
@@ -550,13 +558,16 @@ def _tests_table(report: Mapping[str, Any]) -> str:
         '<label>Search <input id="f-text" type="search" placeholder="test name or failure">'
         "</label></form>"
         f'<p id="f-count" aria-live="polite">{len(tests)} tests</p>'
-        '<table id="tests" class="tests wide"><caption>Every test; choose a column heading '
-        "to sort</caption><thead><tr>"
-        '<th scope="col" aria-sort="ascending"><button type="button" data-k="n">test</button>'
-        '</th><th scope="col"><button type="button" data-k="o">outcome</button></th>'
-        '<th scope="col"><button type="button" data-k="d">duration</button></th>'
-        '<th scope="col">categories</th><th scope="col">failure and facts</th>'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+        '<div id="tests" class="grid" role="table" aria-label="Every test; choose a column '
+        'heading to sort" aria-rowcount="' + str(len(tests) + 1) + '">'
+        '<div role="rowgroup" class="head"><div role="row" class="h">'
+        '<span role="columnheader" aria-sort="ascending"><button type="button" data-k="n">test'
+        "</button></span>"
+        '<span role="columnheader"><button type="button" data-k="o">outcome</button></span>'
+        '<span role="columnheader"><button type="button" data-k="d">duration</button></span>'
+        '<span role="columnheader">categories</span>'
+        '<span role="columnheader">failure and facts</span></div></div>'
+        f'<div role="rowgroup" class="body">{"".join(rows)}</div></div></section>'
     )
 
 
@@ -695,7 +706,8 @@ def _nav(trend: bool, report: Mapping[str, Any]) -> str:
     return f'<nav aria-label="Sections"><ul>{items}</ul></nav>'
 
 
-_CSS = """
+_CSS = (
+    """
 :root{--fg:#1a1a1a;--bg:#fff;--mute:#555;--line:#ccc;--pass:#1a7f37;--fail:#c62828;
 --warn:#9a6700;--skip:#6e7781;--bar:#3465a4}
 *{box-sizing:border-box}
@@ -723,36 +735,51 @@ table.wide{width:100%}td.n{text-align:right;font-variant-numeric:tabular-nums;wh
 .o-skipped{color:var(--skip)}
 .pair{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 .pair>table{flex:0 0 auto}.pair>svg{flex:1 1 20rem}
-svg.chart{width:100%;max-width:44rem;height:auto;font-size:12px}svg text{fill:var(--fg)}
+svg.chart{width:100%;max-width:34rem;height:auto;font-size:12px}svg text{fill:var(--fg)}
 rect.bar,rect.o-passed{fill:var(--bar)}rect.o-failed,rect.o-error{fill:var(--fail)}
 rect.o-flaky,rect.o-xpassed,rect.o-interrupted{fill:var(--warn)}
 rect.o-skipped,rect.o-xfailed{fill:var(--skip)}
 .line{fill:none;stroke:var(--bar);stroke-width:2}.pt{fill:var(--bar)}.axis{stroke:var(--mute)}
 .controls{display:flex;flex-wrap:wrap;gap:.5rem 1rem;margin:.5rem 0}
 .controls input,.controls select{font:inherit;padding:.2rem}
-th button{font:inherit;font-weight:600;background:none;border:0;padding:0;cursor:pointer;
-text-decoration:underline dotted}
-th[aria-sort=ascending] button::after{content:" ▲"}
-th[aria-sort=descending] button::after{content:" ▼"}
+[role=columnheader] button{font:inherit;font-weight:600;background:none;border:0;padding:0;
+cursor:pointer;text-decoration:underline dotted}
 .scroll{overflow-x:auto}
+.grid .r,.grid .h{display:grid;grid-template-columns:minmax(0,3fr) 7.5rem 6rem minmax(0,1fr)
+minmax(0,2fr);gap:0 .6rem;border-bottom:1px solid var(--line);padding:.2rem .3rem}
+.grid .h{font-weight:600;border-bottom:2px solid var(--line)}
+.grid .r{content-visibility:auto;contain-intrinsic-size:auto 1.9em}
+.grid .t{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;overflow-wrap:anywhere}
+.grid .n{text-align:right;font-variant-numeric:tabular-nums}
+.grid .r[hidden]{display:none}
+[role=columnheader][aria-sort=ascending] button::after{content:" ▲"}
+[role=columnheader][aria-sort=descending] button::after{content:" ▼"}
 :focus-visible{outline:3px solid var(--bar);outline-offset:2px}
 @media (max-width:40rem){body{padding:.5rem}.facts{grid-template-columns:1fr}
-table.tests thead{position:absolute;left:-9999px}
-table.tests tr,table.tests td{display:block}table.tests tr{border-bottom:2px solid var(--line);
-padding:.3rem 0}table.tests td{border:0;padding:.1rem 0;text-align:left}
-table.tests td:nth-child(3)::before{content:"duration: "}
-table.tests td:nth-child(4):not(:empty)::before{content:"categories: "}
-table.wide{display:block;overflow-x:auto}}
+table{display:block;max-width:100%;overflow-x:auto}th,td{overflow-wrap:anywhere}
+.grid .head{position:absolute;left:-9999px}
+.grid .r{grid-template-columns:minmax(0,1fr);contain-intrinsic-size:auto 6em;
+border-bottom:2px solid var(--line)}.grid .r>.n{text-align:left}
+.grid .r>:nth-child(3)::before{content:"duration: "}
+.grid .r>:nth-child(4):not(:empty)::before{content:"categories: "}
+}
 @media print{nav,.controls,#f-count{display:none}body{max-width:none;font-size:11px}
 pre{max-height:none}a{color:inherit}}
 """.replace("\n", "")
+    + "".join(
+        # The grid's outcome cells show their symbol as generated content, hidden from screen
+        # readers (the word follows): one element a cell fewer, over thousands of rows.
+        f'.r .o-{name}::before{{content:"{mark} " / ""}}'
+        for name, mark in _MARK.items()
+    )
+)
 
 _SCRIPT = """
 (function(){
-var table=document.getElementById("tests");if(!table)return;
-var body=table.tBodies[0],rows=[],i,r;
-for(i=0;i<body.rows.length;i++){r=body.rows[i];rows.push({el:r,i:i,
-t:(r.cells[0].textContent+" "+r.cells[4].textContent).toLowerCase()});}
+var grid=document.getElementById("tests");if(!grid)return;
+var body=grid.querySelector(".body"),rows=[],i,r,els=body.children;
+for(i=0;i<els.length;i++){r=els[i];rows.push({el:r,i:i,
+t:(r.children[0].textContent+" "+r.children[4].textContent).toLowerCase()});}
 var order=["error","failed","interrupted","flaky","xpassed","passed","xfailed","skipped"];
 var fo=document.getElementById("f-outcome"),fc=document.getElementById("f-category"),
 ft=document.getElementById("f-text"),count=document.getElementById("f-count");
@@ -762,19 +789,19 @@ shown=0;for(var k=0;k<rows.length;k++){var row=rows[k],el=row.el,ok=(!o||el.data
 if(ok)shown++;}count.textContent=shown+" of "+rows.length+" tests shown";}
 fo.addEventListener("change",apply);fc.addEventListener("change",apply);
 ft.addEventListener("input",apply);
-var heads=table.tHead.rows[0].cells;
+var heads=grid.querySelectorAll("[role=columnheader]");
 function key(row,k){var d=row.el.dataset;if(k==="d")return parseFloat(d.d);
 if(k==="o"){var x=order.indexOf(d.o);return x<0?order.length:x;}return row.i;}
-function sort(th,k){var desc=th.getAttribute("aria-sort")==="ascending"&&th.dataset.sorted;
+function sort(head,k){var desc=head.getAttribute("aria-sort")==="ascending"&&head.dataset.sorted;
 for(var h=0;h<heads.length;h++){heads[h].removeAttribute("aria-sort");
 delete heads[h].dataset.sorted;}
-th.setAttribute("aria-sort",desc?"descending":"ascending");th.dataset.sorted="1";
+head.setAttribute("aria-sort",desc?"descending":"ascending");head.dataset.sorted="1";
 var sign=desc?-1:1;rows.sort(function(a,b){var x=key(a,k),y=key(b,k);
 return x<y?-sign:x>y?sign:(a.i-b.i)*sign;});
 var frag=document.createDocumentFragment();
 for(var m=0;m<rows.length;m++)frag.appendChild(rows[m].el);
 body.appendChild(frag);}
-var buttons=table.tHead.querySelectorAll("button");
+var buttons=grid.querySelectorAll("[role=columnheader] button");
 for(i=0;i<buttons.length;i++){buttons[i].addEventListener("click",function(ev){
 var b=ev.currentTarget;sort(b.parentNode,b.dataset.k);});}
 heads[0].dataset.sorted="1";

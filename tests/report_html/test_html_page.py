@@ -98,9 +98,10 @@ def test_the_page_is_self_contained_escaped_and_complete() -> None:
     assert "duplicates suppressed" in text
     assert "billing.charge" in text
     # Every test is a row, with outcome words (not colour alone) and its details.
-    assert page.count("<tr data-o=") == 6
-    assert "✓</span> passed" in page
-    assert "✗</span> failed" in page
+    assert page.count('<div role="row" class="r"') == 6
+    assert 'class="o o-passed">passed<' in page
+    assert 'class="o o-failed">failed<' in page
+    assert '.r .o-failed::before{content:"✗ " / ""}' in page
     assert "raised at <code>pay/refund.py:41</code>" in page
     assert "OPS-1" in text
     assert "payments" in text
@@ -222,7 +223,7 @@ def test_the_plugin_writes_the_page_at_the_end_of_a_run(
     assert "<script>alert(1)</script>" in "".join(parsed.text)
     assert "no &lt;i&gt;ok&lt;/i&gt;" in page
     assert report["status"] == "failed"
-    assert page.count("<tr data-o=") == 2
+    assert page.count('<div role="row" class="r"') == 2
 
 
 def test_the_ini_twin_writes_the_page(pytester: pytest.Pytester, run_inner: RunInner) -> None:
