@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, final
 
-import pytest
-
 FACTS_KEY = "reliability_facts"
 """Report attribute holding the test's facts (set on the teardown report)."""
 CATEGORIES_KEY = "reliability_categories"
@@ -357,6 +355,9 @@ class Collector:
         # xdist): a passing triple becomes its entry at once, without grouping reports first.
         fast: dict[str, tuple[int, dict[str, Any]]] = {}
         slow: dict[str, list[Any]] = {}
+        # Imported here: the report's readers (summary, html, metrics) need no pytest.
+        import pytest
+
         report_type = pytest.TestReport  # exactly: its attributes are the ones read below
         i = 0
         while i < count:

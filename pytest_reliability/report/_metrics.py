@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from pytest_reliability.errors import ConfigurationError
 from pytest_reliability.report._collector import OUTCOMES
 from pytest_reliability.report._trend import categories_of
 
@@ -210,8 +211,12 @@ class _ReportCollector:
 
 def metrics_text(report: Mapping[str, Any]) -> str:
     """Return ``report``'s figures in the Prometheus text exposition format (version 0.0.4)."""
-    from prometheus_client import CollectorRegistry, generate_latest
-
+    try:
+        from prometheus_client import CollectorRegistry, generate_latest
+    except ImportError:
+        raise ConfigurationError(
+            "report metrics needs prometheus-client: pip install 'pytest-reliability[html]'"
+        ) from None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ReportCollector(report))
     return generate_latest(registry).decode("utf-8")

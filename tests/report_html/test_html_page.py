@@ -263,3 +263,46 @@ def test_a_trend_of_one_run_twice_is_refused(tmp_path: Path, capsys: Any) -> Non
     path = write(tmp_path / "r.json", rich_report())
     assert main(["report", "html", str(path), str(path), "-o", str(tmp_path / "o.html")]) == 1
     assert "given twice" in capsys.readouterr().err
+
+
+def test_the_reliability_gate_writes_the_html_report_even_when_it_fails(
+    pytester: pytest.Pytester,
+) -> None:
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    pytester.makepyfile(
+        test_suite="""
+        import pytest
+        @pytest.mark.chaos
+        def test_chaos():
+            pass
+        def test_broken():
+            assert False, "<em>broken</em>"
+        """
+    )
+    env = {
+        **os.environ,
+        "RELIABILITY_SUITE_DIR": str(pytester.path),
+        "RELIABILITY_PYTEST_ARGS": "-p no:cacheprovider -p no:benchmark test_suite.py",
+        "RELIABILITY_REPORT": str(pytester.path / "out" / "report.json"),
+        "RELIABILITY_REQUIRED_CATEGORIES": "chaos",
+    }
+    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    done = subprocess.run(
+        ["bash", str(root / "ci" / "reliability-validation.sh")],
+        env=env,
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    page = (pytester.path / "out" / "report.html").read_text(encoding="utf-8")
+    assert f"reliability-validation: HTML report {pytester.path / 'out' / 'report.html'}" in (
+        done.stdout
+    )
+    assert "&lt;em&gt;broken&lt;/em&gt;" in page
+    assert "test_suite.py::test_broken failed" in page
