@@ -728,6 +728,7 @@ background:var(--skip);font-size:1.1rem;vertical-align:middle}
 nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.3rem 1rem}
 table{border-collapse:collapse;margin:.5rem 0}th,td{border-bottom:1px solid var(--line);
 padding:.25rem .5rem;text-align:left;vertical-align:top}
+td ul,td p{margin:0}td ul{padding-left:1.1rem}
 caption{text-align:left;color:var(--mute);font-size:.9em;padding:.2rem 0}
 table.wide{width:100%}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .o{white-space:nowrap;font-weight:600}.o-passed,.o-xfailed{color:var(--pass)}

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytest_reliability.cli import main
@@ -186,3 +188,34 @@ def test_trend_of_reports_before_1_2_works_without_project_names() -> None:
     trend = build_trend([old, new])
     assert trend.projects == ()
     assert trend.points[1].newly_failing == ("t.py::a",)
+
+
+def _undo(text: str) -> str:
+    return (
+        text.replace("%0A", "\n")
+        .replace("%0D", "\r")
+        .replace("%3A", ":")
+        .replace("%2C", ",")
+        .replace("%25", "%")
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    name=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30),
+    failure=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60),
+)
+def test_any_failure_text_stays_one_github_command(name: str, failure: str) -> None:
+    report = make_report([make_test(f"t.py::{name}", "failed", failure=failure)])
+    # The runner reads its commands line by line, split at LF (CR LF too).
+    lines = annotations_text(report, "github").removesuffix("\n").split("\n")
+    # One command for the test, one for the gate: no text broke a line or forged a command.
+    assert len(lines) == 2
+    assert not any("\r" in line for line in lines)
+    test_line = lines[0]
+    assert test_line.startswith("::error file=t.py,line=3,title=")
+    properties, message = test_line[len("::error ") :].split("::", 1)
+    assert _undo(message) == failure
+    assert _undo(properties.split(",title=", 1)[1]) == f"failed: t.py::{name}"
+    samples = _samples(metrics_text(report))
+    assert samples[("reliability_tests", (("outcome", "failed"),))] == 1
