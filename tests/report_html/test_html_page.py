@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -306,3 +307,19 @@ def test_the_reliability_gate_writes_the_html_report_even_when_it_fails(
     )
     assert "&lt;em&gt;broken&lt;/em&gt;" in page
     assert "test_suite.py::test_broken failed" in page
+
+
+def test_reports_of_schema_1_0_render_measure_and_annotate() -> None:
+    from pytest_reliability.report import annotations_text, metrics_text
+    from tests.plugin.test_schema_check import VALID
+
+    old = copy.deepcopy(VALID)
+    page = render_html([old])
+    parsed = _parse(page)
+    _offline(parsed)
+    text = "".join(parsed.text)
+    assert "not recorded (report before schema 1.2)" in text
+    assert "Interrupted (worker_crash)" in text
+    assert 'class="o o-failed">failed<' in page
+    assert 'reliability_tests{outcome="failed"} 1.0' in metrics_text(old)
+    assert annotations_text(old, "github").startswith("::error file=t.py,title=failed%3A t.py")
