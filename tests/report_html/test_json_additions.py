@@ -251,3 +251,28 @@ def test_bounded_text_keeps_head_and_tail(text: str, limit: int) -> None:
         assert kept.startswith(text[:half])
         assert kept.endswith(text[-half:])
         assert f"[… {len(text) - 2 * half} characters not kept …]" in kept
+
+
+def test_merge_keeps_every_shards_warnings_and_refuses_mixed_projects() -> None:
+    from pytest_reliability.report import merge_reports
+    from tests.report_html._reports import make_report, make_test
+
+    warning = {
+        "message": "old api",
+        "category": "DeprecationWarning",
+        "path": "a.py",
+        "line": 3,
+        "when": "runtest",
+        "nodeid": "a.py::x",
+    }
+    one = make_report([make_test("a.py::x")], run_id="s1")
+    two = make_report([make_test("b.py::y")], run_id="s2")
+    one["warnings"] = [warning]
+    two["warnings"] = [{**warning, "nodeid": "b.py::y"}]
+    merged = merge_reports([one, two])
+    validate_report(merged)
+    assert [w["nodeid"] for w in merged["warnings"]] == ["a.py::x", "b.py::y"]
+    assert merged["run"]["project"] == "billing"
+    other = make_report([make_test("c.py::z")], run_id="s3", project="search")
+    with pytest.raises(ReportError, match=r"different projects \(billing, search\)"):
+        merge_reports([one, other])
