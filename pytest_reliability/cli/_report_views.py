@@ -121,9 +121,20 @@ def _emit(args: argparse.Namespace, text: str, what: str) -> None:
     print(f"wrote {what} to {args.output}")
 
 
+def _not_an_input(args: argparse.Namespace, paths: list[Path]) -> None:
+    """Refuse an output path that is one of the reports read (it would be overwritten)."""
+    if args.output in (None, "", "-"):
+        return
+    out = Path(args.output).resolve()
+    for path in paths:
+        if path.resolve() == out:
+            raise ReportError(f"-o {args.output} is one of the reports read: it would be replaced")
+
+
 def _html(args: argparse.Namespace) -> int:
     from pytest_reliability.report._html import render_html
 
+    _not_an_input(args, args.paths)
     reports = _read_all(args, args.paths)
     page = render_html(reports, sources=[str(p) for p in args.paths], title=args.title)
     _emit(args, page, f"the HTML report of {len(reports)} report(s)")
@@ -142,6 +153,7 @@ def _check_projects(trend: Any, allow: bool) -> None:
 def _trend(args: argparse.Namespace) -> int:
     from pytest_reliability.report._trend import build_trend, trend_text
 
+    _not_an_input(args, args.paths)
     reports = _read_all(args, args.paths)
     trend = build_trend(reports)
     _check_projects(trend, args.allow_mixed)
@@ -160,6 +172,7 @@ def _trend(args: argparse.Namespace) -> int:
 def _metrics(args: argparse.Namespace) -> int:
     from pytest_reliability.report._metrics import metrics_text
 
+    _not_an_input(args, [args.path])
     report: Mapping[str, Any] = _read_all(args, [args.path])[0]
     _emit(args, metrics_text(report), "the metrics")
     return 0
@@ -168,6 +181,7 @@ def _metrics(args: argparse.Namespace) -> int:
 def _annotations(args: argparse.Namespace) -> int:
     from pytest_reliability.report._annotations import annotations_text
 
+    _not_an_input(args, [args.path])
     report = _read_all(args, [args.path])[0]
     _emit(args, annotations_text(report, args.format, args.gate_path), "the annotations")
     return 0

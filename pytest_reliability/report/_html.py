@@ -758,7 +758,8 @@ minmax(0,2fr);gap:0 .6rem;border-bottom:1px solid var(--line);padding:.2rem .3re
 :focus-visible{outline:3px solid var(--bar);outline-offset:2px}
 @media (max-width:40rem){body{padding:.5rem}.facts{grid-template-columns:1fr}
 table{display:block;max-width:100%;overflow-x:auto}th,td{overflow-wrap:anywhere}
-.grid .head{position:absolute;left:-9999px}
+.grid .h{display:flex;flex-wrap:wrap;gap:.2rem 1rem}
+.grid .h>:nth-child(n+4){position:absolute;left:-9999px}
 .grid .r{grid-template-columns:minmax(0,1fr);contain-intrinsic-size:auto 6em;
 border-bottom:2px solid var(--line)}.grid .r>.n{text-align:left}
 .grid .r>:nth-child(3)::before{content:"duration: "}

@@ -260,6 +260,15 @@ def test_no_report_text_becomes_markup(name: str, failure: str, gate_reason: str
     assert gate_reason in text
 
 
+def test_an_output_that_is_an_input_is_refused(tmp_path: Path, capsys: Any) -> None:
+    path = write(tmp_path / "r.json", rich_report())
+    before = path.read_bytes()
+    for command in (["html"], ["metrics"], ["annotations", "--format", "github"]):
+        assert main(["report", *command, str(path), "-o", str(path)]) == 1
+        assert "is one of the reports read" in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
 def test_a_trend_of_one_run_twice_is_refused(tmp_path: Path, capsys: Any) -> None:
     path = write(tmp_path / "r.json", rich_report())
     assert main(["report", "html", str(path), str(path), "-o", str(tmp_path / "o.html")]) == 1

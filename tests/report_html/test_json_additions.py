@@ -143,8 +143,12 @@ def test_counts_and_metadata_cross_xdist_workers(
             pass
         """
     )
-    result, report = run_inner("-p", "xdist", "-n", "2", "-k", "not skipme")
+    result, report = run_inner(
+        "-p", "xdist", "-n", "2", "-k", "not skipme", "--reliability-html=page.html"
+    )
     assert result.ret == 0
+    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    assert page.count('<div role="row" class="r"') == 6
     assert report["summary"]["collected"] == 7
     assert report["summary"]["deselected"] == 1
     assert [t["metadata"] for t in report["tests"]] == [{"n": n} for n in range(6)]
