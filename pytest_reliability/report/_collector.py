@@ -52,7 +52,8 @@ class Detail:
     root: str | None = None
 
 
-def _relative(path: str, root: str | None) -> str:
+def relative_path(path: str, root: str | None) -> str:
+    """Return ``path`` relative to ``root`` when it lies inside it, else unchanged."""
     if root and os.path.isabs(path):
         try:
             relative = os.path.relpath(path, root)
@@ -83,7 +84,7 @@ def crash_of(longrepr: Any, root: str | None) -> dict[str, Any] | None:
     if len(message) > FAILURE_MAX:
         message = message[: FAILURE_MAX - 1] + "…"
     return {
-        "path": _relative(path, root),
+        "path": relative_path(path, root),
         "line": lineno if isinstance(lineno, int) and lineno >= 1 else None,
         "message": message,
     }

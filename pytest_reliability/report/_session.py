@@ -26,7 +26,7 @@ from pytest_reliability.report._build import (
     build_tests_part,
     placeholder,
 )
-from pytest_reliability.report._collector import Collector, Detail, json_value
+from pytest_reliability.report._collector import Collector, Detail, json_value, relative_path
 from pytest_reliability.report._gates import Gate, GateResult, builtin_gates, run_gate
 from pytest_reliability.report._io import classify, encode_report, write_bytes
 from pytest_reliability.report._mask import Masker
@@ -192,7 +192,9 @@ class ReportSession:
             {
                 "message": message,
                 "category": getattr(category, "__name__", str(category)),
-                "path": str(getattr(warning_message, "filename", "") or ""),
+                "path": relative_path(
+                    str(getattr(warning_message, "filename", "") or ""), self.options.detail.root
+                ),
                 "line": lineno if isinstance(lineno, int) and lineno >= 0 else None,
                 "when": str(when),
                 "nodeid": str(nodeid or ""),

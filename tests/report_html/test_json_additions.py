@@ -121,7 +121,7 @@ def test_the_json_holds_locations_phases_crash_warnings_properties_and_bounded_c
         {
             "message": "old api",
             "category": "DeprecationWarning",
-            "path": str(pytester.path / "test_suite.py"),
+            "path": "test_suite.py",
             "line": _line(source, 'warnings.warn("old api"'),
             "when": "runtest",
             "nodeid": "test_suite.py::test_warns",
