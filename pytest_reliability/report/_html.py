@@ -122,13 +122,20 @@ def _number(value: float) -> str:
 
 
 def line_chart(
-    title: str, labels: Sequence[str], values: Sequence[float | None], unit: str = ""
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    unit: str = "",
+    top: float | None = None,
 ) -> str:
-    """Return a line chart as inline SVG, one point a run (a gap where a value is ``None``)."""
+    """Return a line chart as inline SVG, one point a run (a gap where a value is ``None``).
+
+    The vertical axis runs from 0 to ``top`` (default: the largest value).
+    """
     known = [v for v in values if v is not None]
     if not known:
         return ""
-    top = max(known) or 1.0
+    top = max(top or 0.0, *known) or 1.0
     width, height, left, bottom = 440, 180, 48, 24
     step = (width - left - 16) / max(len(values) - 1, 1)
     parts = [
@@ -582,7 +589,7 @@ def _trend_section(trend: Trend) -> str:
     out = [
         f'<section aria-labelledby="h-trend"><h2 id="h-trend">Trend across {len(points)} runs</h2>',
         "<h3>Pass rate per run</h3>",
-        line_chart("Pass rate per run, oldest first", labels, rates, "%"),
+        line_chart("Pass rate per run, oldest first", labels, rates, "%", top=100.0),
         "<h3>Duration per run</h3>",
         line_chart("Run duration, oldest first", labels, [p.duration_s for p in points], " s"),
     ]
