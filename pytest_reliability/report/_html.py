@@ -28,6 +28,8 @@ MAX_LISTED = 100
 """Most warnings, collection errors and flaky tests listed in full."""
 SECTION_MAX_CHARS = 20_000
 """Longest JSON shown for one custom report section."""
+TREND_SHOWN = 60
+"""Most runs the trend shows (the newest), so a page over months of reports stays readable."""
 
 _MARK = {
     "passed": "✓",
@@ -583,11 +585,13 @@ def _severity(outcome: str) -> int:
 
 
 def _trend_section(trend: Trend) -> str:
-    points = trend.points
+    points = trend.points[-TREND_SHOWN:]
+    older = len(trend.points) - len(points)
     labels = [f"{p.started_at[:16]} {p.run_id[:8]}" for p in points]
     rates = [None if p.pass_rate is None else round(p.pass_rate * 100, 2) for p in points]
     out = [
         f'<section aria-labelledby="h-trend"><h2 id="h-trend">Trend across {len(points)} runs</h2>',
+        f"<p>{older} older runs are not shown.</p>" if older else "",
         "<h3>Pass rate per run</h3>",
         line_chart("Pass rate per run, oldest first", labels, rates, "%", top=100.0),
         "<h3>Duration per run</h3>",

@@ -160,6 +160,22 @@ def test_several_reports_add_a_trend_with_new_failures_and_flakiness() -> None:
     assert "run-new" in "".join(parsed.text).split("Seed and replay")[0]
 
 
+def test_a_long_history_shows_its_newest_runs() -> None:
+    runs = [
+        make_report(
+            [make_test("t.py::a", "failed" if day % 2 else "passed")],
+            run_id=f"run-{day:03d}",
+            started_at=f"2026-{1 + day // 28:02d}-{1 + day % 28:02d}T00:00:00Z",
+        )
+        for day in range(70)
+    ]
+    page = render_html(runs)
+    assert "Trend across 60 runs" in page
+    assert "10 older runs are not shown." in page
+    assert "run-069" in page
+    assert "run-009" not in page
+
+
 def test_runs_of_different_projects_get_a_labelled_page() -> None:
     one = make_report([make_test("a.py::x")], run_id="r1", project="billing")
     two = make_report(
