@@ -778,6 +778,8 @@ border-bottom:2px solid var(--line)}.grid .r>.n{text-align:left}
 }
 @media print{nav,.controls,#f-count{display:none}body{max-width:none;font-size:11px}
 pre{max-height:none}a{color:inherit}}
+@media print{details::details-content{content-visibility:visible}
+.grid .r{content-visibility:visible}}
 """.replace("\n", "")
     + "".join(
         # The grid's outcome cells show their symbol as generated content, hidden from screen

@@ -193,6 +193,8 @@ def test_the_page_is_readable_at_320_px_and_in_print(browser: Any, tmp_path: Pat
         assert page.locator(".controls").is_hidden()
         assert page.locator("nav").is_hidden()
         assert page.locator("#h-tests").is_visible()
+        # In print every test's details are there, not only the opened ones.
+        assert page.locator("#tests details pre").first.is_visible()
     finally:
         watched.close()
 
