@@ -348,3 +348,42 @@ def test_reports_of_schema_1_0_render_measure_and_annotate() -> None:
     assert 'class="o o-failed">failed<' in page
     assert 'reliability_tests{outcome="failed"} 1.0' in metrics_text(old)
     assert annotations_text(old, "github").startswith("::error file=t.py,title=failed%3A t.py")
+
+
+def test_restore_drills_and_custom_sections_are_shown_escaped() -> None:
+    report = rich_report()
+    report["backups"] = {
+        "passed": 1,
+        "failed": 1,
+        "drills": [
+            {
+                "backup": "db-2026-11-01.dump",
+                "backend": "postgresql",
+                "status": "passed",
+                "reason": None,
+                "rto_s": 42.5,
+                "tables_checked": 12,
+                "rows_checked": 1000,
+                "audit_events_verified": 50,
+            },
+            {
+                "backup": "<b>bad</b>.dump",
+                "backend": "sqlite",
+                "status": "failed",
+                "reason": "checksum mismatch <i>",
+                "rto_s": 1.0,
+                "tables_checked": 0,
+                "rows_checked": 0,
+                "audit_events_verified": 0,
+            },
+        ],
+    }
+    report["sections"] = {"slo": {"budget_left": 0.42, "note": "<script>x()</script>"}}
+    page = render_html([report])
+    parsed = _parse(page)
+    _offline(parsed)
+    assert "Restore drills: 1 passed, 1 failed" in page
+    assert "&lt;b&gt;bad&lt;/b&gt;.dump" in page
+    assert "checksum mismatch &lt;i&gt;" in page
+    assert "Section slo" in page
+    assert "&lt;script&gt;x()&lt;/script&gt;" in page
