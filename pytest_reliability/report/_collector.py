@@ -178,7 +178,9 @@ class _Attempt:
         outcome = report.outcome
         if report.when in _PHASES:
             shown = outcome if outcome in ("passed", "skipped") else "failed"
-            self.phases[report.when] = {"outcome": shown, "duration_s": report.duration or 0.0}
+            # Microseconds, as the test's duration_s: a shorter number in every report.
+            duration = round(report.duration or 0.0, 6)
+            self.phases[report.when] = {"outcome": shown, "duration_s": duration}
         if outcome == "passed":
             if "wasxfail" in data and report.when == "call":
                 self.outcome = "xpassed"
@@ -472,9 +474,9 @@ def _passed_entry(
     )
     duration = 0.0 + setup_s + call_s + teardown_s
     phases = {
-        "setup": {"outcome": "passed", "duration_s": setup_s},
-        "call": {"outcome": "passed", "duration_s": call_s},
-        "teardown": {"outcome": "passed", "duration_s": teardown_s},
+        "setup": {"outcome": "passed", "duration_s": round(setup_s, 6)},
+        "call": {"outcome": "passed", "duration_s": round(call_s, 6)},
+        "teardown": {"outcome": "passed", "duration_s": round(teardown_s, 6)},
     }
     entry = {
         "nodeid": nodeid,
