@@ -276,10 +276,13 @@ def test_a_report_of_10000_tests_renders_in_under_2_s_and_weighs_under_5_mb(
     # From navigation start to the end of the load event, as the browser measured it (parsing,
     # style, layout of what is on screen, the script's setup). The best of three loads: the
     # machines this runs on are shared, and a neighbour's burst is not the page's cost.
-    timings = []
-    for _ in range(3):
-        watched = _Watched(browser)
-        try:
+    timings: list[float] = []
+    watched = _Watched(browser)
+    try:
+        for attempt in range(3):
+            if attempt:
+                watched.close()
+                watched = _Watched(browser)
             watched.open(path)
             _offline_and_clean(watched, path)
             timings.append(
@@ -287,12 +290,8 @@ def test_a_report_of_10000_tests_renders_in_under_2_s_and_weighs_under_5_mb(
             )
             if min(timings) < 2000:
                 break
-        finally:
-            watched.close()
-    assert min(timings) < 2000, timings
-    watched = _Watched(browser)
-    try:
-        watched.open(path)
+        assert min(timings) < 2000, timings
+        # The last page loaded filters and sorts all 10,000 rows.
         page = watched.page
         assert page.locator("#tests .r").count() == 10_000
         page.select_option("#f-outcome", "failed")
