@@ -14,13 +14,16 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The Docker Engine for the container-chaos tests (tests/infra): Debian's package, since no
 # other registry is reachable. A docker client alone (no dockerd) is not enough.
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+# Headless Chromium for the HTML report's browser tests (tests/report_html), driven by Playwright
+# for Python with this executable: Debian's package, since no browser download is reachable.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "bootstrap: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}"
 else
-  echo "bootstrap: Debian packages present (shellcheck, PostgreSQL binaries, redis-server, dockerd)"
+  echo "bootstrap: Debian packages present (shellcheck, PostgreSQL binaries, redis-server, dockerd, chromium)"
 fi
 
 # Start a Docker daemon when none answers (no systemd here), and wait for it, bounded.

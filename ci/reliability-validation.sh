@@ -8,6 +8,7 @@
 #                                suite does not use pytest-benchmark, whose warning under xdist
 #                                would be an error with filterwarnings = error)
 #   RELIABILITY_REPORT           report path (default: <repo>/reports/reliability-validation-report.json)
+#   RELIABILITY_HTML             HTML report path (default: the report's path with .html)
 #   RELIABILITY_REQUIRED_CATEGORIES  categories that need a passing test
 #                                (default: "chaos kill_switch idempotency"; "" for none)
 #   PYTHON                       interpreter (default: python3)
@@ -17,6 +18,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
 suite_dir="${RELIABILITY_SUITE_DIR:-$root}"
 report="${RELIABILITY_REPORT:-$root/reports/reliability-validation-report.json}"
+html="${RELIABILITY_HTML:-${report%.json}.html}"
 required="${RELIABILITY_REQUIRED_CATEGORIES-chaos kill_switch idempotency}"
 read -r -a pytest_args <<<"${RELIABILITY_PYTEST_ARGS:-tests -n 2 -p no:benchmark}"
 
@@ -38,6 +40,14 @@ fi
 
 if ! "$python" -m pytest_reliability report validate "$report"; then
   echo "reliability-validation: FAILED: the report does not match its schema" >&2
+  exit 1
+fi
+
+# The page for people, written whatever the verdict (a failed run is when it is read most).
+if "$python" -m pytest_reliability report html "$report" -o "$html"; then
+  echo "reliability-validation: HTML report $html"
+else
+  echo "reliability-validation: FAILED: the HTML report could not be written to $html" >&2
   exit 1
 fi
 

@@ -41,6 +41,20 @@ OPT_REDACT = "--reliability-redact"
 OPT_ALLOW_NO_TESTS = "--reliability-allow-no-tests"
 """Let a run in which no test ran pass the gates (ini ``reliability_allow_no_tests``)."""
 
+# The report's HTML page and JSON detail (schema 1.2).
+OPT_HTML = "--reliability-html"
+"""Where to write the self-contained HTML report (ini ``reliability_html``)."""
+OPT_REPORT_INDENT = "--reliability-report-indent"
+"""Indent the JSON report by N spaces for people (ini ``reliability_report_indent``)."""
+OPT_CAPTURE = "--reliability-capture"
+"""Keep captured stdout, stderr and log: ``off``, ``failed`` or ``all`` (ini twin)."""
+OPT_CAPTURE_MAX = "--reliability-capture-max-chars"
+"""Most characters of each captured stream kept (ini ``reliability_capture_max_chars``)."""
+OPT_PROJECT = "--reliability-project"
+"""The project name recorded in the report (ini ``reliability_project``; default the rootdir's)."""
+MAX_INDENT = 8
+"""Largest JSON indent accepted."""
+
 REPORT_ENV = "RELIABILITY_REPORT"
 """Environment variable that opts in: a report path, or a true word for the default path."""
 DEFAULT_REPORT = "reports/reliability-validation-report.json"
@@ -155,4 +169,57 @@ def report_path(config: pytest.Config) -> Path | None:
         return config.invocation_params.dir / env
     if env or explicitly_loaded(config):
         return config.rootpath / DEFAULT_REPORT
+    return None
+
+
+def parse_indent(where: str, raw: str) -> int:
+    """Parse a JSON indent setting: 0 to :data:`MAX_INDENT` spaces."""
+    value = parse_count(where, raw)
+    if value > MAX_INDENT:
+        raise ConfigurationError(f"indent {value} is more than {MAX_INDENT} spaces")
+    return value
+
+
+def indent_arg(raw: str) -> int:
+    """argparse type of ``--reliability-report-indent``."""
+    try:
+        return parse_indent(OPT_REPORT_INDENT, raw.strip())
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_capture(where: str, raw: str) -> str:
+    """Parse ``off``, ``failed`` or ``all`` (whose captured output the report keeps)."""
+    value = raw.strip().lower()
+    if value not in ("off", "failed", "all"):
+        raise ConfigurationError(f"{raw!r} is not one of off, failed, all")
+    return value
+
+
+def parse_positive(where: str, raw: str) -> int:
+    """Parse a positive integer setting."""
+    value = parse_count(where, raw)
+    if value < 1:
+        raise ConfigurationError(f"{raw!r} is not a positive integer")
+    return value
+
+
+def positive_arg(raw: str) -> int:
+    """argparse type of a positive integer option."""
+    try:
+        return parse_positive("", raw.strip())
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def html_path(config: pytest.Config) -> Path | None:
+    """Return where the HTML report goes (option relative to the invocation directory, ini to
+    the ini file's), or ``None``."""
+    option = config.getoption("reliability_html")
+    if option:
+        return config.invocation_params.dir / str(option)
+    ini = str(config.getini("reliability_html") or "").strip()
+    if ini:
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        return base / ini
     return None

@@ -32,17 +32,28 @@ from pytest_reliability._facts import RUN_SEED, facts_for, recorded_facts
 from pytest_reliability._plugin_settings import (
     DEFAULT_REPORT,
     OPT_ALLOW_NO_TESTS,
+    OPT_CAPTURE,
+    OPT_CAPTURE_MAX,
     OPT_DETERMINISTIC_IDS,
     OPT_DETERMINISTIC_UUID4,
     OPT_FLAKY_BUDGET,
+    OPT_HTML,
+    OPT_PROJECT,
     OPT_REDACT,
     OPT_REPORT,
+    OPT_REPORT_INDENT,
     OPT_REQUIRE,
     OPT_SEED,
     categories,
     count_arg,
+    html_path,
+    indent_arg,
     parse_bool,
+    parse_capture,
     parse_count,
+    parse_indent,
+    parse_positive,
+    positive_arg,
     report_path,
     seed_arg,
     setting,
@@ -77,6 +88,8 @@ class _RunState:
     report_path: Path | None
     worker: str | None
     tests_run: int = 0
+    collected: int | None = None
+    deselected: int = 0
     items: dict[str, pytest.Item] = field(default_factory=dict)
     saved_ids: tuple[int | None, bool | None] = (None, None)
 
@@ -151,6 +164,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="let a run in which no test ran pass the gates",
     )
+    _add_detail_options(parser, group)
     parser.addini("reliability_report", f"reliability report path (default {DEFAULT_REPORT})")
     parser.addini("reliability_redact", "regular expressions masked in the report", type="linelist")
     parser.addini("reliability_allow_no_tests", "a run without tests passes the gates (bool)")
@@ -159,6 +173,76 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("reliability_flaky_budget", "flaky tests allowed by the gate (default 0)")
     parser.addini("reliability_deterministic_ids", "derive ids from seed and node id (bool)")
     parser.addini("reliability_deterministic_uuid4", "deterministic uuid.uuid4() in tests (bool)")
+
+
+def _add_detail_options(parser: pytest.Parser, group: Any) -> None:
+    """The HTML page and the JSON report's optional detail (schema 1.2), with ini twins."""
+    group.addoption(
+        OPT_HTML,
+        dest="reliability_html",
+        metavar="PATH",
+        default=None,
+        help="also write the self-contained HTML report to PATH (implies the JSON report)",
+    )
+    group.addoption(
+        OPT_REPORT_INDENT,
+        dest="reliability_report_indent",
+        metavar="N",
+        type=indent_arg,
+        default=None,
+        help="indent the JSON report by N spaces (default: compact)",
+    )
+    group.addoption(
+        OPT_CAPTURE,
+        dest="reliability_capture",
+        choices=("off", "failed", "all"),
+        default=None,
+        help="keep captured stdout, stderr and log in the report, masked: off (default), "
+        "failed (failed, error, flaky tests) or all",
+    )
+    group.addoption(
+        OPT_CAPTURE_MAX,
+        dest="reliability_capture_max_chars",
+        metavar="N",
+        type=positive_arg,
+        default=None,
+        help="keep at most N characters of each captured stream, head and tail (default 2000)",
+    )
+    group.addoption(
+        OPT_PROJECT,
+        dest="reliability_project",
+        metavar="NAME",
+        default=None,
+        help="project name recorded in the report (default: the rootdir's name)",
+    )
+    parser.addini("reliability_html", "HTML report path (implies the JSON report)")
+    parser.addini("reliability_report_indent", "indent the JSON report by N spaces")
+    parser.addini("reliability_capture", "keep captured output: off, failed or all")
+    parser.addini("reliability_capture_max_chars", "characters kept of each captured stream")
+    parser.addini("reliability_project", "project name recorded in the report")
+
+
+def _report_options(config: pytest.Config) -> Any:
+    from pytest_reliability.report._collector import Detail
+    from pytest_reliability.report._session import ReportOptions
+
+    html = html_path(config)
+    if html is not None:
+        from pytest_reliability.report._io import check_writable
+
+        try:
+            check_writable(html)
+        except ReportError as exc:
+            raise pytest.UsageError(f"{OPT_HTML}: {exc}") from None
+    capture = setting(config, "reliability_capture", parse_capture)
+    most = setting(config, "reliability_capture_max_chars", parse_positive)
+    detail = Detail(
+        capture=capture or "off",
+        capture_max_chars=most or 2000,
+        root=str(config.rootpath),
+    )
+    indent = setting(config, "reliability_report_indent", parse_indent)
+    return ReportOptions(indent=indent, html=html, detail=detail)
 
 
 def _choose_seed(config: pytest.Config) -> int:
@@ -200,6 +284,8 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         seed = _choose_seed(config)
         path = report_path(config)
+        if path is None and html_path(config) is not None:
+            path = config.rootpath / DEFAULT_REPORT  # the page is made from the report
         if path is not None:
             from pytest_reliability.report._io import check_writable
 
@@ -233,9 +319,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
         info = _run_info(config, state)
         info.allow_no_tests = bool(allow_no_tests)
+        project = setting(config, "reliability_project", lambda _where, raw: raw)
+        info.project = project or config.rootpath.name
         drills = SessionDrills(worker=False)
         session = ReportSession(
-            config, info, path, attach_facts, state.items.get, _masker(config), drills.report_parts
+            config,
+            info,
+            path,
+            attach_facts,
+            state.items.get,
+            _masker(config),
+            drills.report_parts,
+            options=_report_options(config),
         )
         config.pluginmanager.register(session, _SESSION_PLUGIN)
         config.pluginmanager.register(drills, _DRILLS_PLUGIN)
@@ -436,6 +531,14 @@ class _WorkerReports:
     def __init__(self, state: _RunState) -> None:
         self.state = state
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Count deselected tests, for the controller's summary."""
+        self.state.deselected += len(items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Count collected tests (deselected ones included), for the controller's summary."""
+        self.state.collected = len(session.items) + self.state.deselected
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, Any, Any]:
         """Annotate each report; teardown reports carry the facts."""
@@ -457,4 +560,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             "worker": state.worker,
             "seed": state.seed,
             "tests_run": state.tests_run,
+            "collected": state.collected,
+            "deselected": state.deselected,
         }

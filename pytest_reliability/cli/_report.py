@@ -91,6 +91,10 @@ def register(commands: Any) -> None:
 
     _report_slo.register(sub)
 
+    from pytest_reliability.cli import _report_views
+
+    _report_views.register(sub)
+
 
 def _read(path: Path, args: argparse.Namespace, *, validate: bool = True) -> dict[str, Any]:
     from pytest_reliability.report._read import read_report

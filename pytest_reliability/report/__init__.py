@@ -11,11 +11,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    # schema 1.2: the views of a report for people and CI
+    from pytest_reliability.report._annotations import Annotation, annotations_of, annotations_text
     from pytest_reliability.report._build import ci_environment
     from pytest_reliability.report._diff import ReportDiff, Slowdown, diff_reports
     from pytest_reliability.report._gates import Gate, GateCheck, GateResult
+    from pytest_reliability.report._html import render_html
     from pytest_reliability.report._io import check_writable, write_report
     from pytest_reliability.report._merge import merge_reports
+    from pytest_reliability.report._metrics import metrics_text
     from pytest_reliability.report._read import read_report
     from pytest_reliability.report._schema import (
         REPORT_SCHEMA,
@@ -27,25 +31,36 @@ if TYPE_CHECKING:
         violations,
     )
     from pytest_reliability.report._summary import summary_markdown, summary_text
+    from pytest_reliability.report._trend import Trend, TrendPoint, build_trend, trend_text
 
 __all__ = [
     "REPORT_SCHEMA",
     "SCHEMA_VERSION",
+    # schema 1.2: the views of a report for people and CI
+    "Annotation",
     "Gate",
     "GateCheck",
     "GateResult",
     "ReportDiff",
     "SchemaViolation",
     "Slowdown",
+    "Trend",
+    "TrendPoint",
+    "annotations_of",
+    "annotations_text",
+    "build_trend",
     "check_writable",
     "ci_environment",
     "diff_reports",
     "load_schema",
     "merge_reports",
+    "metrics_text",
     "read_report",
+    "render_html",
     "schema_path",
     "summary_markdown",
     "summary_text",
+    "trend_text",
     "validate_report",
     "violations",
     "write_report",
@@ -74,6 +89,15 @@ _HOME = {
     "validate_report": "_schema",
     "violations": "_schema",
     "write_report": "_io",
+    "Annotation": "_annotations",
+    "annotations_of": "_annotations",
+    "annotations_text": "_annotations",
+    "render_html": "_html",
+    "metrics_text": "_metrics",
+    "Trend": "_trend",
+    "TrendPoint": "_trend",
+    "build_trend": "_trend",
+    "trend_text": "_trend",
 }
 
 

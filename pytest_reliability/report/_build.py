@@ -74,6 +74,7 @@ class RunInfo:
     interruption: dict[str, str] | None = None
     internal_error: str | None = None
     allow_no_tests: bool = False
+    project: str | None = None
 
 
 def overall_status(
@@ -167,6 +168,7 @@ def build_run(info: RunInfo, exit_code: int, finished_at: datetime) -> dict[str,
         "required_categories": list(info.required_categories),
         "flaky_budget": info.flaky_budget,
         "allow_no_tests": info.allow_no_tests,
+        **({"project": info.project} if info.project else {}),
     }
 
 

@@ -10,10 +10,11 @@ the workers to the controller.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, final
-
-import pytest
 
 FACTS_KEY = "reliability_facts"
 """Report attribute holding the test's facts (set on the teardown report)."""
@@ -28,6 +29,118 @@ OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "flaky
 """Every final test outcome, in the summary's order."""
 CLOSING = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 """The summary counts that equal pytest's closing line when pytest's terminal reporter ran."""
+METADATA_PROPERTY = "reliability_metadata"
+"""The ``user_properties`` name under which the ``reliability_metadata`` fixture keeps its dict."""
+CAPTURE_MODES = ("off", "failed", "all")
+"""Whose captured output the report keeps: nobody's, failing tests' (failed, error, flaky), all."""
+_CAPTURED_BAD = frozenset({"failed", "error", "flaky", "interrupted"})
+_PHASES = frozenset({"setup", "call", "teardown"})
+_VALUE_DEPTH = 8
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """What the report keeps beyond outcomes: captured output (opt in) and how paths are shown.
+
+    ``root`` is the directory paths are made relative to (the rootdir), so a crash location
+    names a file the way a CI annotation expects.
+    """
+
+    capture: str = "off"
+    capture_max_chars: int = 2000
+    root: str | None = None
+
+
+def relative_path(path: str, root: str | None) -> str:
+    """Return ``path`` relative to ``root`` when it lies inside it, else unchanged."""
+    if root and os.path.isabs(path):
+        try:
+            relative = os.path.relpath(path, root)
+        except ValueError:  # another drive (Windows)
+            return path
+        if not relative.startswith(".."):
+            return relative
+    return path
+
+
+def location_of(report: Any) -> dict[str, Any] | None:
+    """Return ``{path, line}`` (line 1-based or None) from a report's ``location``."""
+    found = getattr(report, "location", None)
+    if not found:
+        return None
+    path, lineno = found[0], found[1]
+    return {"path": str(path), "line": lineno + 1 if isinstance(lineno, int) else None}
+
+
+def crash_of(longrepr: Any, root: str | None) -> dict[str, Any] | None:
+    """Return ``{path, line, message}`` of the exception behind a failure, when pytest knows it."""
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is None:
+        return None
+    path = str(getattr(crash, "path", "") or "")
+    lineno = getattr(crash, "lineno", None)
+    message = " ".join(str(getattr(crash, "message", "") or "").split())
+    if len(message) > FAILURE_MAX:
+        message = message[: FAILURE_MAX - 1] + "…"
+    return {
+        "path": relative_path(path, root),
+        "line": lineno if isinstance(lineno, int) and lineno >= 1 else None,
+        "message": message,
+    }
+
+
+def json_value(value: Any, depth: int = 0) -> Any:
+    """Return ``value`` as JSON values: text for what JSON cannot hold, bounded in depth."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth < _VALUE_DEPTH:
+        if isinstance(value, dict):
+            return {str(k): json_value(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [json_value(v, depth + 1) for v in value]
+    text = repr(value)
+    return text[: FAILURE_MAX - 1] + "…" if len(text) > FAILURE_MAX else text
+
+
+def _user_data(entry: dict[str, Any], user_properties: Any) -> None:
+    """Put a report's ``record_property`` pairs and fixture metadata into ``entry``."""
+    properties = []
+    for pair in user_properties:
+        name, value = pair[0], pair[1]
+        if name == METADATA_PROPERTY and isinstance(value, dict):
+            if value:
+                entry["metadata"] = json_value(value)
+        else:
+            properties.append({"name": str(name), "value": json_value(value)})
+    if properties:
+        entry["properties"] = properties
+
+
+def bounded(text: str, limit: int) -> str:
+    """Return ``text`` cut to about ``limit`` characters: its head and tail, saying what went."""
+    if len(text) <= limit:
+        return text
+    half = max(limit // 2, 1)
+    cut = len(text) - 2 * half
+    return f"{text[:half]}\n[… {cut} characters not kept …]\n{text[-half:]}"
+
+
+def captured_of(report: Any, limit: int) -> dict[str, str] | None:
+    """Return the captured stdout, stderr and log of a test's last report, each bounded."""
+    found = {}
+    for key, prefix in (("stdout", "Captured stdout"), ("stderr", "Captured stderr")):
+        text = "".join(c for title, c in report.sections if title.startswith(prefix))
+        if text:
+            found[key] = bounded(text, limit)
+    log = "\n".join(c for title, c in report.sections if title.startswith("Captured log"))
+    if log:
+        found["log"] = bounded(log, limit)
+    return found or None
 
 
 def failure_text(longrepr: Any) -> str | None:
@@ -47,20 +160,27 @@ def failure_text(longrepr: Any) -> str | None:
 
 @final
 class _Attempt:
-    __slots__ = ("duration", "failure", "finished", "outcome")
+    __slots__ = ("crash", "duration", "failure", "finished", "outcome", "phases")
 
     def __init__(self) -> None:
         self.outcome = "passed"
         self.duration = 0.0
         self.failure: str | None = None
+        self.crash: dict[str, Any] | None = None
         self.finished = False
+        self.phases: dict[str, dict[str, Any]] = {}
 
-    def fold(self, report: Any, data: dict[str, Any]) -> None:
+    def fold(self, report: Any, data: dict[str, Any], root: str | None = None) -> None:
         # Membership in the report's __dict__, not hasattr: this runs three times per test.
         self.duration += report.duration or 0.0
         if report.when in ("teardown", "???"):
             self.finished = True
         outcome = report.outcome
+        if report.when in _PHASES:
+            shown = outcome if outcome in ("passed", "skipped") else "failed"
+            # Microseconds, as the test's duration_s: a shorter number in every report.
+            duration = round(report.duration or 0.0, 6)
+            self.phases[report.when] = {"outcome": shown, "duration_s": duration}
         if outcome == "passed":
             if "wasxfail" in data and report.when == "call":
                 self.outcome = "xpassed"
@@ -72,6 +192,7 @@ class _Attempt:
         # failed, or "rerun" (an attempt that failed and was run again)
         if self.failure is None:
             self.failure = failure_text(report.longrepr)
+            self.crash = crash_of(report.longrepr, root)
         if report.when in ("setup", "teardown"):
             if self.outcome != "failed":
                 self.outcome = "error"
@@ -86,7 +207,12 @@ class _Attempt:
         return self.outcome
 
     def as_dict(self) -> dict[str, Any]:
-        return {"outcome": self.final(), "duration_s": self.duration, "failure": self.failure}
+        return {
+            "outcome": self.final(),
+            "duration_s": self.duration,
+            "failure": self.failure,
+            "phases": self.phases,
+        }
 
 
 @final
@@ -94,15 +220,28 @@ class TestRecord:
     """Everything known about one test so far."""
 
     __test__ = False
-    __slots__ = ("attempts", "categories", "crashed", "facts", "nodeid", "worker")
+    __slots__ = (
+        "attempts",
+        "categories",
+        "crashed",
+        "detail",
+        "facts",
+        "last",
+        "location",
+        "nodeid",
+        "worker",
+    )
 
-    def __init__(self, nodeid: str) -> None:
+    def __init__(self, nodeid: str, detail: Detail | None = None) -> None:
         self.nodeid = nodeid
+        self.detail = detail or Detail()
         self.attempts: dict[int, _Attempt] = {}
         self.categories: list[str] = []
         self.facts: dict[str, Any] = {}
         self.worker: str | None = None
         self.crashed = False
+        self.location: dict[str, Any] | None = None
+        self.last: Any = None
 
     def fold(self, report: Any) -> None:
         """Add one phase report."""
@@ -111,7 +250,11 @@ class TestRecord:
         attempt = self.attempts.get(index)
         if attempt is None:
             attempt = self.attempts[index] = _Attempt()
-        attempt.fold(report, data)
+        attempt.fold(report, data, self.detail.root)
+        if self.location is None:
+            self.location = location_of(report)
+        if report.when in _PHASES:
+            self.last = report
         worker = data.get(WORKER_KEY)
         if worker is None and report.when == "???":
             # xdist's crash report carries the worker controller, not our key.
@@ -142,19 +285,33 @@ class TestRecord:
     def as_dict(self) -> dict[str, Any]:
         """Return the report's entry for this test."""
         ordered = [self.attempts[i] for i in sorted(self.attempts)]
-        failure = ordered[-1].failure
-        if failure is None and len(ordered) > 1:
-            failure = next((a.failure for a in reversed(ordered) if a.failure), None)
-        return {
+        source = ordered[-1]
+        if source.failure is None and len(ordered) > 1:
+            source = next((a for a in reversed(ordered) if a.failure), source)
+        outcome = self.outcome()
+        entry: dict[str, Any] = {
             "nodeid": self.nodeid,
-            "outcome": self.outcome(),
+            "outcome": outcome,
             "duration_s": round(sum(a.duration for a in ordered), 6),
             "categories": list(self.categories),
             "worker": self.worker,
             "attempts": [a.as_dict() for a in ordered],
-            "failure": failure,
+            "failure": source.failure,
             "facts": self.facts,
         }
+        if self.location is not None:
+            entry["location"] = self.location
+        if source.crash is not None:
+            entry["crash"] = source.crash
+        last = self.last
+        if last is not None:
+            _user_data(entry, getattr(last, "user_properties", ()))
+            mode = self.detail.capture
+            if mode == "all" or (mode == "failed" and outcome in _CAPTURED_BAD):
+                captured = captured_of(last, self.detail.capture_max_chars)
+                if captured is not None:
+                    entry["captured"] = captured
+        return entry
 
 
 LocalFacts = Callable[[str], "dict[str, Any] | None"]
@@ -172,12 +329,13 @@ class Collector:
     straight into its report entry, and every other test through :class:`TestRecord`.
     """
 
-    __slots__ = ("collection_errors", "pending")
+    __slots__ = ("collection_errors", "detail", "pending")
 
-    def __init__(self) -> None:
+    def __init__(self, detail: Detail | None = None) -> None:
         self.pending: list[Any] = []
         """Phase reports in arrival order, folded by :meth:`tests` (the report hook appends)."""
         self.collection_errors: dict[str, str] = {}
+        self.detail = detail or Detail()
 
     def add_test_report(self, report: Any) -> None:
         """Queue a TestReport (or a CollectReport that xdist relays through logreport)."""
@@ -200,6 +358,9 @@ class Collector:
         # xdist): a passing triple becomes its entry at once, without grouping reports first.
         fast: dict[str, tuple[int, dict[str, Any]]] = {}
         slow: dict[str, list[Any]] = {}
+        # Imported here: the report's readers (summary, html, metrics) need no pytest.
+        import pytest
+
         report_type = pytest.TestReport  # exactly: its attributes are the ones read below
         i = 0
         while i < count:
@@ -215,7 +376,7 @@ class Collector:
                     and nodeid not in fast
                     and nodeid not in slow
                 ):
-                    entry = _passed_entry(nodeid, report, call, teardown, local)
+                    entry = _passed_entry(nodeid, report, call, teardown, local, self.detail)
                     if entry is not None:
                         fast[nodeid] = (i, entry)
                         i += 3
@@ -234,7 +395,7 @@ class Collector:
             group.append(report)
         built = {nodeid: entry for nodeid, (_, entry) in fast.items()}
         for nodeid, reports in slow.items():
-            record = TestRecord(nodeid)
+            record = TestRecord(nodeid, self.detail)
             for report in reports:
                 data = report.__dict__
                 if local is not None and report.when == "teardown" and FACTS_KEY not in data:
@@ -260,7 +421,12 @@ class Collector:
 
 
 def _passed_entry(
-    nodeid: str, setup: Any, call: Any, teardown: Any, local: LocalFacts | None
+    nodeid: str,
+    setup: Any,
+    call: Any,
+    teardown: Any,
+    local: LocalFacts | None,
+    detail: Detail,
 ) -> dict[str, Any] | None:
     """Return the entry of a test whose setup, call and teardown passed at the first attempt.
 
@@ -301,17 +467,44 @@ def _passed_entry(
         if worker is None:
             worker = s.get(WORKER_KEY)
     # Summed in phase order from 0.0, as _Attempt.fold does, so the float is the same.
-    duration = 0.0 + (setup.duration or 0.0) + (call.duration or 0.0) + (teardown.duration or 0.0)
-    return {
+    setup_s, call_s, teardown_s = (
+        setup.duration or 0.0,
+        call.duration or 0.0,
+        teardown.duration or 0.0,
+    )
+    duration = 0.0 + setup_s + call_s + teardown_s
+    phases = {
+        "setup": {"outcome": "passed", "duration_s": round(setup_s, 6)},
+        "call": {"outcome": "passed", "duration_s": round(call_s, 6)},
+        "teardown": {"outcome": "passed", "duration_s": round(teardown_s, 6)},
+    }
+    entry = {
         "nodeid": nodeid,
         "outcome": "passed",
         "duration_s": round(duration, 6),
         "categories": list(categories),
         "worker": None if worker is None else str(worker),
-        "attempts": [{"outcome": "passed", "duration_s": duration, "failure": None}],
+        "attempts": [
+            {"outcome": "passed", "duration_s": duration, "failure": None, "phases": phases}
+        ],
         "failure": None,
         "facts": facts,
     }
+    location = setup.location
+    if location:
+        lineno = location[1]
+        entry["location"] = {
+            "path": str(location[0]),
+            "line": lineno + 1 if isinstance(lineno, int) else None,
+        }
+    properties = t.get("user_properties")
+    if properties:
+        _user_data(entry, properties)
+    if detail.capture == "all":
+        captured = captured_of(teardown, detail.capture_max_chars)
+        if captured is not None:
+            entry["captured"] = captured
+    return entry
 
 
 def summarize(

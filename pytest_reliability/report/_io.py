@@ -110,18 +110,28 @@ def _visible(value: Any) -> Any:
     return value
 
 
-def encode_report(document: Any) -> bytes:
-    """Return ``document`` as compact UTF-8 JSON; lone surrogates become visible escapes."""
-    # Compact on purpose: json's C encoder only runs without indent, and a report of thousands of
+def encode_report(document: Any, *, indent: int | None = None) -> bytes:
+    """Return ``document`` as UTF-8 JSON; lone surrogates become visible escapes.
+
+    Compact by default; ``indent`` (``--reliability-report-indent``) for a person reading it.
+    """
+    # Compact by default: json's C encoder only runs without indent, and a report of thousands of
     # tests is read by tools (pytest-reliability report summary is the human view).
+    separators = (",", ":") if indent is None else (",", ": ")
     try:
-        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(
+            document, ensure_ascii=False, separators=separators, allow_nan=False, indent=indent
+        )
         try:
             return text.encode("utf-8") + b"\n"
         except UnicodeEncodeError:
             # Rare (a test's text held half of a UTF-16 pair): the slow path only then.
             text = json.dumps(
-                _visible(document), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+                _visible(document),
+                ensure_ascii=False,
+                separators=separators,
+                allow_nan=False,
+                indent=indent,
             )
             return text.encode("utf-8") + b"\n"
     except ValueError as exc:  # NaN or an infinity: not JSON

@@ -13,6 +13,9 @@ from pytest_reliability.report._collector import CLOSING, summarize
 from pytest_reliability.report._gates import GateResult, builtin_gates, run_gate
 from pytest_reliability.report._schema import SCHEMA_VERSION
 
+MAX_WARNINGS = 1000
+"""Most warnings a merged report keeps (as one run's report)."""
+
 _SEVERITY = {"passed": 0, "failed": 1, "error": 2}
 
 
@@ -88,6 +91,12 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 required.append(category)
     runs = [r["run"] for r in reports]
     first = runs[0]
+    projects = sorted({str(r["project"]) for r in runs if r.get("project")})
+    if len(projects) > 1:
+        raise ReportError(
+            f"the reports come from different projects ({', '.join(projects)}): "
+            "only shards of one project's run merge"
+        )
     started = min(_parse_time(r["started_at"]) for r in runs)
     finished = max(_parse_time(r["finished_at"]) for r in runs)
     budget = min(int(r["flaky_budget"]) for r in runs)
@@ -137,6 +146,9 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "gates": [g.as_dict() for g in gates],
         "sections": sections,
     }
+    warnings = [w for r in reports for w in r.get("warnings", ())]
+    if warnings:  # schema 1.2: every shard's warnings, bounded as one run's are
+        merged["warnings"] = warnings[:MAX_WARNINGS]
     if drills:  # every shard's restore drills, oldest first
         drills.sort(key=lambda d: (str(d.get("finished_at", "")), str(d["backup"])))
         passed = sum(1 for d in drills if d["status"] == "passed")

@@ -16,7 +16,7 @@ from pytest_reliability._schemas import SchemaViolation as SchemaViolation
 from pytest_reliability.errors import ReportError
 from pytest_reliability.report._fastcheck import compile_check
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """The ``schema_version`` this plugin writes."""
 REPORT_SCHEMA = "reliability-report.schema.json"
 """File name of the reliability report schema."""

@@ -7,9 +7,11 @@ process) as a plugin object, so report hooks, which get no ``config``, still fin
 from __future__ import annotations
 
 import gc
+import importlib
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,40 @@ from pytest_reliability.report._build import (
     build_tests_part,
     placeholder,
 )
-from pytest_reliability.report._collector import Collector
+from pytest_reliability.report._collector import Collector, Detail, json_value, relative_path
 from pytest_reliability.report._gates import Gate, GateResult, builtin_gates, run_gate
 from pytest_reliability.report._io import classify, encode_report, write_bytes
 from pytest_reliability.report._mask import Masker
 from pytest_reliability.report._schema import validate_report
+
+MAX_WARNINGS = 1000
+"""Most warnings kept in the report (the rest are counted in the closing line only)."""
+WARNING_MAX = 2000
+"""Longest warning message kept, in characters."""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How the report is written: JSON indent, an HTML page beside it, captured output."""
+
+    indent: int | None = None
+    html: Path | None = None
+    detail: Detail = field(default_factory=Detail)
+
+
+def environment_metadata(config: pytest.Config) -> dict[str, Any] | None:
+    """Return pytest-metadata's environment metadata as JSON values, when that plugin runs."""
+    if config.pluginmanager.get_plugin("metadata") is None:
+        return None
+    try:
+        metadata_key = importlib.import_module("pytest_metadata.plugin").metadata_key
+    except (ImportError, AttributeError):  # an old pytest-metadata: say nothing, never guess
+        return None
+    found = config.stash.get(metadata_key, None)
+    if not isinstance(found, dict):
+        return None
+    value: dict[str, Any] = json_value(found)
+    return value
 
 
 class RunTerminated(KeyboardInterrupt):
@@ -77,8 +108,14 @@ class ReportSession:
         lookup: Callable[[str], pytest.Item | None],
         masker: Masker,
         parts: Callable[[], Mapping[str, Any]] | None = None,
+        *,
+        options: ReportOptions | None = None,
     ) -> None:
         self.config = config
+        self.options = options or ReportOptions()
+        self.warnings: list[dict[str, Any]] = []
+        self.collected: int | None = None
+        self.deselected = 0
         self.parts = parts
         self.masker = masker
         self.previous_sigterm: Any = None
@@ -87,10 +124,11 @@ class ReportSession:
         self.lookup = lookup
         self.info = info
         self.path = path
-        self.collector = Collector()
+        self.collector = Collector(self.options.detail)
         self.gate_results: list[GateResult] = []
         self.status: str | None = None
         self.error: str | None = None
+        self.html_written: Path | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -131,6 +169,38 @@ class ReportSession:
         self.attach(item, data)
         return data
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Count deselected tests (``-k``, ``-m``, or a plugin)."""
+        self.deselected += len(items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Count the collected tests, deselected ones included, as pytest's header does."""
+        self.collected = len(session.items) + self.deselected
+
+    def pytest_warning_recorded(
+        self, warning_message: Any, when: str, nodeid: str, location: Any
+    ) -> None:
+        """Keep each warning pytest records (bounded), from this process or an xdist worker."""
+        if len(self.warnings) >= MAX_WARNINGS:
+            return
+        message = str(warning_message.message)
+        if len(message) > WARNING_MAX:
+            message = message[: WARNING_MAX - 1] + "…"
+        category = getattr(warning_message, "category", None)
+        lineno = getattr(warning_message, "lineno", None)
+        self.warnings.append(
+            {
+                "message": message,
+                "category": getattr(category, "__name__", str(category)),
+                "path": relative_path(
+                    str(getattr(warning_message, "filename", "") or ""), self.options.detail.root
+                ),
+                "line": lineno if isinstance(lineno, int) and lineno >= 0 else None,
+                "when": str(when),
+                "nodeid": str(nodeid or ""),
+            }
+        )
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Record each collection error once."""
         if report.failed:
@@ -151,6 +221,10 @@ class ReportSession:
         """Merge what a worker sent in ``workeroutput``; a dead worker makes the run incomplete."""
         sent = (getattr(node, "workeroutput", None) or {}).get("reliability") or {}
         self.info.workers.append(str(sent.get("worker") or node.gateway.id))
+        # Every worker collects (and deselects) the whole suite: the counts are the same on each.
+        if isinstance(sent.get("collected"), int):
+            self.collected = max(self.collected or 0, sent["collected"])
+            self.deselected = max(self.deselected, int(sent.get("deselected") or 0))
         if sent and sent.get("seed") != self.info.seed:
             self.error = f"worker {node.gateway.id} ran with seed {sent.get('seed')}"
         if error:
@@ -210,7 +284,13 @@ class ReportSession:
         )
         # Workers seen on the tests too: after Ctrl-C no worker reports that it went down.
         self.info.workers.extend({t["worker"] for t in tests_part["tests"] if t["worker"]})
+        if self.collected is not None:
+            tests_part["summary"]["collected"] = self.collected
+            tests_part["summary"]["deselected"] = self.deselected
         run = build_run(self.info, exit_code, datetime.now(UTC))
+        environment = environment_metadata(self.config)
+        if environment is not None:
+            run["environment"] = environment
         view = {"run": run, **tests_part}
         info = self.info
         gates = [
@@ -226,6 +306,8 @@ class ReportSession:
             parts = {}
             reason = f"report part not built: {type(exc).__name__}: {exc}"
             gates.append(GateResult("report_parts", "error", (reason,), "builtin"))
+        if self.warnings:
+            parts["warnings"] = self.warnings
         if exit_code in (0, 5) and any(g.status != "passed" for g in gates):
             exit_code = int(pytest.ExitCode.TESTS_FAILED)
         run["exit_code"] = exit_code
@@ -237,11 +319,12 @@ class ReportSession:
         self.gate_results = gates
         try:
             validate_report(document)
-            payload = encode_report(document)
+            indent = self.options.indent
+            payload = encode_report(document, indent=indent)
             if self.masker and self.masker.needed(payload):
                 document = self.masker.document(document)
                 validate_report(document)
-                payload = encode_report(document)
+                payload = encode_report(document, indent=indent)
             write_bytes(self.path, payload, devices=True)
         except Exception as exc:  # the run must say the report is missing, not crash
             self.error = f"reliability report not written to {self.path}: {exc}"
@@ -249,10 +332,27 @@ class ReportSession:
                 exit_code = int(pytest.ExitCode.TESTS_FAILED)
         else:
             self.status = document["status"]
+            if not self._write_html(document) and exit_code == 0:
+                exit_code = int(pytest.ExitCode.TESTS_FAILED)
         # Let the records go now: pytest runs full garbage collections at exit, and thousands of
         # finished records would only make each one slower.
-        self.collector = Collector()
+        self.collector = Collector(self.options.detail)
         session.exitstatus = exit_code
+
+    def _write_html(self, document: dict[str, Any]) -> bool:
+        """Write the HTML page of the (masked) report, when asked; return False if it failed."""
+        path = self.options.html
+        if path is None:
+            return True
+        from pytest_reliability.report._html import render_html
+
+        try:
+            write_bytes(path, render_html([document]).encode("utf-8"), devices=True)
+        except Exception as exc:  # the run must say the page is missing, not crash
+            self.error = f"reliability HTML report not written to {path}: {exc}"
+            return False
+        self.html_written = path
+        return True
 
     def _hook_gates(self, view: dict[str, Any]) -> list[GateResult]:
         results: list[GateResult] = []
@@ -280,3 +380,5 @@ class ReportSession:
                 write.write_line(f"reliability: {error}", red=True)
         if self.status is not None:
             write.write_line(f"reliability report: {self.path} (status: {self.status})")
+        if self.html_written is not None:
+            write.write_line(f"reliability HTML report: {self.html_written}")

@@ -45,6 +45,8 @@ COSTS: dict[str, set[str]] = {
     "import pytest_reliability.testing": set(),
     "import pytest_reliability.strategies": {"hypothesis"},
     "import pytest_reliability.report": set(),
+    "from pytest_reliability.report import render_html, build_trend, annotations_of": set(),
+    "from pytest_reliability.report import metrics_text": set(),
     "import pytest_reliability.fixtures": set(),
     "import pytest_reliability.hookspecs": {"pytest"},
     "import pytest_reliability.tables": {"sqlalchemy"},

@@ -44,8 +44,9 @@ def test_secret_environment_values_and_patterns_are_masked_everywhere(
         ) :
     ]
     assert not [line for line in gate_lines if TOKEN in line and line.startswith("  - ")]
-    # One failure text per attempt, plus the test's own (the 1.0 contract): no other copies.
-    assert raw.count("deploy failed with token") == 3
+    # One failure text per attempt, plus the test's own (the 1.0 contract), plus the crash
+    # location's message (1.2): no other copies.
+    assert raw.count("deploy failed with token") == 4
 
     # The summary masks what the environment it runs in considers secret, and escapes.
     capsys.readouterr()

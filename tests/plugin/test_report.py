@@ -66,6 +66,8 @@ def test_every_outcome_is_counted_and_described(
         "interrupted": 0,
         "collection_errors": 0,
         "other": {},
+        "collected": 7,
+        "deselected": 0,
     }
     assert_closing_line_matches(result, report)
     tests = by_nodeid(report)

@@ -61,6 +61,8 @@ def _stable(report: dict[str, Any]) -> dict[str, Any]:
         test.pop("worker")
         for attempt in test["attempts"]:
             attempt.pop("duration_s")
+            for phase in attempt.get("phases", {}).values():
+                phase.pop("duration_s")
     return stable
 
 
