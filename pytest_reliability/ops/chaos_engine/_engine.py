@@ -17,6 +17,8 @@ Faults (each returns its :class:`Fault` record)::
     engine.refuse_connections("127.0.0.1", 6379)
     engine.inject("payments-api", mode="5xx")    # a target from pytest_reliability_chaos_targets
     engine.proxy("127.0.0.1", 5432)              # a TCP fault proxy (the fixture's engine only)
+    with engine.apply(schedule, targets=[...]):  # a FaultSchedule (property-based chaos)
+        ...
 
 Triggers: every call (default), only the ``on_call``-th call (1-based), or each call with
 ``probability``, drawn from a ``random.Random`` seeded by (seed, scope, fault index) so a run with
@@ -28,12 +30,13 @@ elsewhere (``from mod import func``) keeps the original, as with ``unittest.mock
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from pytest_reliability.errors import ConfigurationError, InjectedFault
 from pytest_reliability.ops.chaos_engine import _patch as _chaos_patch
@@ -48,6 +51,10 @@ from pytest_reliability.ops.chaos_engine._environment import (
 )
 from pytest_reliability.ops.chaos_engine._fault import ChaosTarget, Fault, Trigger
 from pytest_reliability.protocols import ConnectionFaultProxy
+
+if TYPE_CHECKING:
+    from pytest_reliability.ops.chaos_engine._apply import AppliedSchedule, PropertyStats
+    from pytest_reliability.ops.chaos_engine._schedule import FaultSchedule, FaultTarget
 
 __all__ = [
     "CHAOS_ENABLED_ENV",
@@ -102,6 +109,11 @@ class ChaosEngine:
         self._faults: list[Fault] = []
         self._undo: list[Callable[[], None]] = []
         self._lock = threading.Lock()
+        # Faults a schedule arms are kept apart: one record per example would swamp the report.
+        self._sink: list[Fault] | None = None
+        self._schedule_undo: dict[int, Callable[[], None]] = {}
+        self._active: list[AppliedSchedule] = []
+        self._property: PropertyStats | None = None
 
     @property
     def faults(self) -> tuple[Fault, ...]:
@@ -120,9 +132,85 @@ class ChaosEngine:
 
     def _arm(self, fault: Fault, undo: Callable[[], None]) -> Fault:
         with self._lock:
+            if self._sink is not None:
+                self._sink.append(fault)
+                self._schedule_undo[id(fault)] = undo
+                return fault
             self._faults.append(fault)
             self._undo.append(undo)
         return fault
+
+    @contextlib.contextmanager
+    def _collecting(self, armed: list[Fault]) -> Iterator[None]:
+        """Send the faults armed inside the block to ``armed`` (a schedule's), not the record."""
+        previous, self._sink = self._sink, armed
+        try:
+            yield
+        finally:
+            self._sink = previous
+
+    def _disarm(self, faults: Iterable[Fault]) -> None:
+        """Remove the schedule faults ``faults``, newest first; every undo runs, come what may."""
+        faults = list(faults)
+        with self._lock:
+            steps = [self._schedule_undo.pop(id(f)) for f in faults if id(f) in self._schedule_undo]
+        for fault in faults:
+            fault.observer = None
+        first: BaseException | None = None
+        for step in reversed(steps):
+            try:
+                step()
+            except BaseException as exc:  # keep undoing: a half-restored process is worse
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def _activate(self, applied: AppliedSchedule) -> None:
+        with self._lock:
+            self._active.append(applied)
+
+    def _deactivate(self, applied: AppliedSchedule) -> bool:
+        with self._lock:
+            if applied in self._active:
+                self._active.remove(applied)
+                return True
+            return False
+
+    def apply(
+        self,
+        schedule: FaultSchedule,
+        *,
+        targets: Iterable[FaultTarget] | Mapping[str, FaultTarget] = (),
+    ) -> AppliedSchedule:
+        """Return a context manager that arms ``schedule`` on entry and removes it on exit.
+
+        ``targets`` declares the schedule's targets (:class:`FaultTarget`): which kinds each
+        allows, the SQLAlchemy engine or address behind a name. A fault whose target is not
+        declared must be a call kind at a dotted path or alias, or a ``connection_refused`` at
+        ``HOST:PORT``. The whole schedule is checked here, before anything is armed: an unknown
+        or unpatchable target, a disallowed kind or an unknown exception class raises
+        :class:`~pytest_reliability.errors.FaultScheduleError`. Each entry arms fresh faults
+        (call counters at zero), so it is safe inside ``@given`` with a fixture that lives for the
+        whole test. Apply from one thread at a time.
+        """
+        from pytest_reliability.ops.chaos_engine._apply import (
+            AppliedSchedule,
+            PropertyStats,
+            prepare,
+        )
+
+        check_armable(self._environ, in_test=self._in_test)
+        arms = prepare(self, schedule, targets)
+        with self._lock:
+            if self._property is None:
+                self._property = PropertyStats()
+            stats = self._property
+        return AppliedSchedule(self, schedule, arms, stats)
+
+    @property
+    def property_stats(self) -> PropertyStats | None:
+        """What the schedules applied so far add up to (``None`` before the first apply)."""
+        return self._property
 
     def _dotted(self, target: str) -> str:
         alias = self._targets.get(target)
@@ -316,14 +404,21 @@ class ChaosEngine:
         if first is not None:
             raise first
 
-    def facts(self) -> dict[str, Any]:
-        """Return the ``chaos`` facts section: every fault, how many armed, how many fired."""
+    def facts(self, *, failed: bool = False) -> dict[str, Any]:
+        """Return the ``chaos`` facts section: every fault, how many armed, how many fired.
+
+        After :meth:`apply`, also ``property``: examples, distinct schedules, faults fired and
+        never fired by kind, and when the test ``failed`` the shrunk schedule.
+        """
         faults = [f.as_dict() for f in self._faults]
-        return {
+        found: dict[str, Any] = {
             "faults": faults,
             "injected": len(faults),
             "fired": sum(f.fired for f in self._faults),
         }
+        if self._property is not None:
+            found["property"] = self._property.as_facts(failed=failed)
+        return found
 
     def __enter__(self) -> ChaosEngine:
         return self

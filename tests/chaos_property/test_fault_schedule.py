@@ -1,0 +1,196 @@
+"""Fault schedules as data: the Python text and the JSON form rebuild the same schedule.
+
+The round trips are properties over arbitrary schedules; the JSON loader is fuzzed with
+arbitrary text and arbitrary JSON, which it either reads or refuses with a typed error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_reliability.errors import FaultScheduleError, InvalidInput, ScheduleVersionError
+from pytest_reliability.ops.chaos_engine import (
+    FAULT_KINDS,
+    SCHEDULE_VERSION,
+    FaultSchedule,
+    FaultTarget,
+    ScheduledFault,
+)
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+_ERRORS = st.sampled_from(
+    [None, "builtins.TimeoutError", "pytest_reliability.errors.InjectedFault", "a.b.C"]
+)
+
+
+@st.composite
+def any_faults(draw: st.DrawFn) -> ScheduledFault:
+    """Any valid fault, parameters included (wider than what ``fault_schedules`` draws)."""
+    kind = draw(st.sampled_from(FAULT_KINDS))
+    target = draw(st.from_regex(r"[^\s]([^\n]{0,10}[^\s])?", fullmatch=True))
+    error = draw(_ERRORS) if kind in ("exception", "timeout") else None
+    value = draw(_JSON) if kind == "return_value" else None
+    seconds = draw(st.floats(0, 60)) if kind in ("latency", "timeout") else 0.0
+    on_call = draw(st.integers(1, 2**40))
+    return ScheduledFault(target, kind, on_call, error=error, value=value, seconds=seconds)
+
+
+schedules = st.lists(any_faults(), max_size=4).map(FaultSchedule)
+
+
+@given(schedules)
+def test_the_python_text_rebuilds_the_schedule(schedule: FaultSchedule) -> None:
+    text = schedule.to_python()
+    assert text == repr(schedule)
+    rebuilt = eval(text, {"FaultSchedule": FaultSchedule, "ScheduledFault": ScheduledFault})
+    assert rebuilt == schedule
+    assert rebuilt.to_python() == text
+
+
+@given(schedules)
+def test_the_json_form_rebuilds_the_schedule(schedule: FaultSchedule) -> None:
+    assert FaultSchedule.loads(schedule.dumps()) == schedule
+    assert FaultSchedule.from_json(json.loads(json.dumps(schedule.to_json()))) == schedule
+    assert schedule.to_json()["schedule_version"] == SCHEDULE_VERSION
+
+
+def test_a_schedule_file_round_trips(tmp_path: Path) -> None:
+    schedule = FaultSchedule(
+        [
+            ScheduledFault("shop.gateway.charge", "timeout", on_call=2, seconds=0.5),
+            ScheduledFault("db", "database_disconnect"),
+            ScheduledFault("flags.enabled", "return_value", value={"beta": False}),
+        ]
+    )
+    path = tmp_path / "schedule.json"
+    schedule.save(path)
+    assert FaultSchedule.load(path) == schedule
+    assert json.loads(path.read_text())["schedule_version"] == SCHEDULE_VERSION
+
+
+def test_a_schedule_is_immutable_and_hashable() -> None:
+    schedule = FaultSchedule([ScheduledFault("m.f", "exception", error=KeyError)])
+    with pytest.raises(AttributeError):
+        schedule._faults = ()  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        schedule.faults[0].on_call = 3  # type: ignore[misc]
+    assert {schedule: 1}[FaultSchedule([ScheduledFault("m.f", "exception", error=KeyError)])]
+    assert schedule.faults[0].error == "builtins.KeyError"  # a class is kept by its name
+
+
+@settings(max_examples=300)
+@given(st.text() | st.binary())
+def test_loading_arbitrary_text_reads_a_schedule_or_refuses_it(text: str | bytes) -> None:
+    try:
+        FaultSchedule.loads(text)
+    except FaultScheduleError:
+        pass
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(["schedule_version", "faults", "other"]),
+        _JSON
+        | st.just(SCHEDULE_VERSION)
+        | st.lists(st.dictionaries(st.sampled_from(["target", "kind", "on_call"]), _JSON)),
+    )
+)
+def test_loading_arbitrary_json_reads_a_schedule_or_refuses_it(data: dict[str, Any]) -> None:
+    try:
+        schedule = FaultSchedule.from_json(data)
+    except FaultScheduleError as exc:
+        assert isinstance(exc, InvalidInput)
+    else:
+        assert FaultSchedule.from_json(schedule.to_json()) == schedule
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ('{"faults": []}', "version None is not supported"),
+        ('{"schedule_version": 2, "faults": []}', "version 2 is not supported"),
+        ('{"schedule_version": true, "faults": []}', "version True is not supported"),
+    ],
+)
+def test_another_schema_version_is_refused_by_name(document: str, message: str) -> None:
+    with pytest.raises(ScheduleVersionError, match=message) as caught:
+        FaultSchedule.loads(document)
+    assert caught.value.expected == SCHEDULE_VERSION
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("{not json", "not JSON"),
+        ("[]", "is a JSON object, not list"),
+        ('{"schedule_version": 1}', "'faults' must be a JSON array"),
+        ('{"schedule_version": 1, "faults": [], "x": 1}', "unknown field"),
+        ('{"schedule_version": 1, "faults": [3]}', "fault 0: expected a JSON object"),
+        ('{"schedule_version": 1, "faults": [{"kind": "latency"}]}', "missing field"),
+        ('{"schedule_version": 1, "faults": [{"target": "a", "kind": "melt"}]}', "'melt'"),
+        (
+            '{"schedule_version": 1, "faults": [{"target": "a", "kind": "latency", "on_call": 0}]}',
+            "on_call must be an integer of 1 or more",
+        ),
+        (
+            '{"schedule_version": 1, "faults": [{"target": "a", "kind": "latency", "seconds": 61}]}',
+            "seconds must be within",
+        ),
+        (
+            '{"schedule_version": 1, "faults": [{"target": "a", "kind": "latency", "value": 1}]}',
+            "only a return_value fault returns a value",
+        ),
+        (
+            '{"schedule_version": 1, "faults": [{"target": "a", "kind": "exception", '
+            '"error": "not a name"}]}',
+            "exception class or its dotted name",
+        ),
+    ],
+)
+def test_a_malformed_schedule_is_refused_naming_the_problem(document: str, message: str) -> None:
+    with pytest.raises(FaultScheduleError, match=message):
+        FaultSchedule.loads(document)
+
+
+def test_an_unreadable_file_names_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(FaultScheduleError, match="nope.json"):
+        FaultSchedule.load(missing)
+    bad = tmp_path / "old.json"
+    bad.write_text('{"schedule_version": 0, "faults": []}')
+    with pytest.raises(ScheduleVersionError, match="old.json: fault schedule version 0"):
+        FaultSchedule.load(bad)
+
+
+def test_values_without_an_equal_json_form_are_refused() -> None:
+    for value in [(1, 2), {1: "a"}, math.nan, object()]:
+        with pytest.raises(FaultScheduleError):
+            ScheduledFault("m.f", "return_value", value=value)
+
+
+def test_a_target_declaration_is_checked() -> None:
+    with pytest.raises(FaultScheduleError, match="unknown fault kind"):
+        FaultTarget("m.f", kinds=("melt",))
+    with pytest.raises(FaultScheduleError, match="mixes"):
+        FaultTarget("m.f", kinds=("latency", "database_disconnect"))
+    with pytest.raises(FaultScheduleError, match="needs address"):
+        FaultTarget("cache", kinds=("connection_refused",))
+    with pytest.raises(FaultScheduleError, match="max_call must be 1 or more"):
+        FaultTarget("m.f", kinds=("latency",), max_call=0)
