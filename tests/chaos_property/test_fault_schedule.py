@@ -6,6 +6,7 @@ arbitrary text and arbitrary JSON, which it either reads or refuses with a typed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -30,8 +31,9 @@ _JSON = st.recursive(
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 _ERRORS = st.sampled_from(
@@ -97,10 +99,8 @@ def test_a_schedule_is_immutable_and_hashable() -> None:
 @settings(max_examples=300)
 @given(st.text() | st.binary())
 def test_loading_arbitrary_text_reads_a_schedule_or_refuses_it(text: str | bytes) -> None:
-    try:
+    with contextlib.suppress(FaultScheduleError):
         FaultSchedule.loads(text)
-    except FaultScheduleError:
-        pass
 
 
 @settings(max_examples=300)
@@ -115,8 +115,8 @@ def test_loading_arbitrary_text_reads_a_schedule_or_refuses_it(text: str | bytes
 def test_loading_arbitrary_json_reads_a_schedule_or_refuses_it(data: dict[str, Any]) -> None:
     try:
         schedule = FaultSchedule.from_json(data)
-    except FaultScheduleError as exc:
-        assert isinstance(exc, InvalidInput)
+    except InvalidInput as exc:  # every refusal is the typed error, never a KeyError or such
+        assert isinstance(exc, FaultScheduleError)  # noqa: PT017
     else:
         assert FaultSchedule.from_json(schedule.to_json()) == schedule
 
@@ -150,7 +150,8 @@ def test_another_schema_version_is_refused_by_name(document: str, message: str) 
             "on_call must be an integer of 1 or more",
         ),
         (
-            '{"schedule_version": 1, "faults": [{"target": "a", "kind": "latency", "seconds": 61}]}',
+            '{"schedule_version": 1, "faults": '
+            '[{"target": "a", "kind": "latency", "seconds": 61}]}',
             "seconds must be within",
         ),
         (
@@ -171,11 +172,11 @@ def test_a_malformed_schedule_is_refused_naming_the_problem(document: str, messa
 
 def test_an_unreadable_file_names_its_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
-    with pytest.raises(FaultScheduleError, match="nope.json"):
+    with pytest.raises(FaultScheduleError, match=r"nope\.json"):
         FaultSchedule.load(missing)
     bad = tmp_path / "old.json"
     bad.write_text('{"schedule_version": 0, "faults": []}')
-    with pytest.raises(ScheduleVersionError, match="old.json: fault schedule version 0"):
+    with pytest.raises(ScheduleVersionError, match=r"old\.json: fault schedule version 0"):
         FaultSchedule.load(bad)
 
 

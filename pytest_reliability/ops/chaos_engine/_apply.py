@@ -179,7 +179,7 @@ class PropertyStats:
         self._lock = threading.Lock()
         self.examples = 0
         """How many schedules were applied (one per Hypothesis example)."""
-        self.distinct: set[str] = set()
+        self.distinct: set[FaultSchedule] = set()
         self.fired_by_kind: Counter[str] = Counter()
         self.unfired_by_kind: Counter[str] = Counter()
         self.final: AppliedSchedule | None = None
@@ -189,7 +189,7 @@ class PropertyStats:
         """Count one finished application."""
         with self._lock:
             self.examples += 1
-            self.distinct.add(applied.schedule.dumps())
+            self.distinct.add(applied.schedule)
             for scheduled, fault in zip(applied.schedule, applied.faults, strict=True):
                 counter = self.fired_by_kind if fault.fired else self.unfired_by_kind
                 counter[scheduled.kind] += 1

@@ -39,6 +39,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, final
 
 from pytest_reliability.errors import ConfigurationError, InjectedFault
+from pytest_reliability.ops.chaos_engine import _apply
 from pytest_reliability.ops.chaos_engine import _patch as _chaos_patch
 from pytest_reliability.ops.chaos_engine._environment import (
     CHAOS_ENABLED_ENV,
@@ -66,6 +67,10 @@ __all__ = [
     "check_armable",
     "production_environment",
 ]
+
+
+_NO_DRAWS = random.Random(0)
+"""The generator of faults that never draw (every call, or the N-th call)."""
 
 
 def _exception(exc: BaseException | type[BaseException] | None, target: str) -> BaseException:
@@ -123,26 +128,45 @@ class ChaosEngine:
     def _new_fault(
         self, target: str, kind: str, on_call: int | None, probability: float | None
     ) -> Fault:
-        # Re-checked per fault: the environment may have changed since the engine was made.
-        check_armable(self._environ, in_test=self._in_test)
+        # Re-checked per fault: the environment may have changed since the engine was made. A
+        # schedule's faults are armed together, after one check (AppliedSchedule.__enter__).
+        if self._sink is None:
+            check_armable(self._environ, in_test=self._in_test)
         trigger = Trigger(on_call=on_call, probability=probability)
         index = len(self._faults)
-        rng = random.Random(f"{self.seed}\x1f{self.scope}\x1f{index}")
+        # Seeding costs a hash; only a probability trigger ever draws from it.
+        rng = (
+            _NO_DRAWS
+            if probability is None
+            else random.Random(f"{self.seed}\x1f{self.scope}\x1f{index}")
+        )
         return Fault(index, target, kind, trigger, rng)
 
     def _arm(self, fault: Fault, undo: Callable[[], None]) -> Fault:
+        at_example_end = None if self._sink is not None else _apply.example_cleanup()
         with self._lock:
             if self._sink is not None:
                 self._sink.append(fault)
                 self._schedule_undo[id(fault)] = undo
                 return fault
             self._faults.append(fault)
-            self._undo.append(undo)
+            if at_example_end is None:
+                self._undo.append(undo)
+            else:
+                self._schedule_undo[id(fault)] = undo
+        if at_example_end is not None:
+            # Armed by hand inside a Hypothesis example: removed when the example ends, so the
+            # next example starts clean although the engine (the fixture) lives on.
+            at_example_end(lambda: self._disarm([fault]))
         return fault
 
     @contextlib.contextmanager
     def _collecting(self, armed: list[Fault]) -> Iterator[None]:
-        """Send the faults armed inside the block to ``armed`` (a schedule's), not the record."""
+        """Send the faults armed inside the block to ``armed`` (a schedule's), not the record.
+
+        Checks once that chaos may arm here; the faults armed inside are not checked again.
+        """
+        check_armable(self._environ, in_test=self._in_test)
         previous, self._sink = self._sink, armed
         try:
             yield
@@ -199,7 +223,6 @@ class ChaosEngine:
             prepare,
         )
 
-        check_armable(self._environ, in_test=self._in_test)
         arms = prepare(self, schedule, targets)
         with self._lock:
             if self._property is None:
@@ -392,10 +415,23 @@ class ChaosEngine:
         return self._proxy_opener(host, port)
 
     def restore(self) -> None:
-        """Remove every armed fault, newest first; every undo runs even if one raises."""
+        """Remove every armed fault, newest first; every undo runs even if one raises.
+
+        Schedules still applied (a ``with`` block never left) and faults of a Hypothesis
+        example that never ended go first.
+        """
         with self._lock:
             undo, self._undo = self._undo, []
+            active, self._active = self._active, []
         first: BaseException | None = None
+        for applied in reversed(active):
+            try:
+                self._disarm(applied.faults)
+            except BaseException as exc:  # keep undoing: a half-restored process is worse
+                first = first or exc
+        with self._lock:
+            undo += self._schedule_undo.values()
+            self._schedule_undo = {}
         for step in reversed(undo):
             try:
                 step()

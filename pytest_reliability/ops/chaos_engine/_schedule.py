@@ -100,7 +100,7 @@ def _check_json_value(value: object, where: str, index: int | None) -> None:
 
 
 @final
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ScheduledFault:
     """One fault of a schedule: ``kind`` at ``target``, firing on its ``on_call``-th call only.
 
@@ -169,6 +169,19 @@ class ScheduledFault:
                 f"seconds must be within [0, {MAX_SECONDS:g}], not {seconds!r}", index=at
             )
         object.__setattr__(self, "seconds", float(seconds))
+
+    def _key(self) -> str:
+        # Equal as their JSON is equal: True, 1 and 1.0 are different values to return, and a
+        # list value (unhashable) still hashes.
+        return json.dumps(self.to_json(), sort_keys=True, allow_nan=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScheduledFault):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @property
     def raises(self) -> str | None:
