@@ -96,14 +96,14 @@ def test_a_schedule_is_immutable_and_hashable() -> None:
     assert schedule.faults[0].error == "builtins.KeyError"  # a class is kept by its name
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(st.text() | st.binary())
 def test_loading_arbitrary_text_reads_a_schedule_or_refuses_it(text: str | bytes) -> None:
     with contextlib.suppress(FaultScheduleError):
         FaultSchedule.loads(text)
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(
     st.dictionaries(
         st.sampled_from(["schedule_version", "faults", "other"]),
