@@ -24,6 +24,7 @@ from pytest_reliability.ops.chaos_engine import (
     FaultTarget,
     ScheduledFault,
 )
+from pytest_reliability.strategies import fault_schedules
 
 _JSON = st.recursive(
     st.none()
@@ -96,14 +97,14 @@ def test_a_schedule_is_immutable_and_hashable() -> None:
     assert schedule.faults[0].error == "builtins.KeyError"  # a class is kept by its name
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(st.text() | st.binary())
 def test_loading_arbitrary_text_reads_a_schedule_or_refuses_it(text: str | bytes) -> None:
     with contextlib.suppress(FaultScheduleError):
         FaultSchedule.loads(text)
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(
     st.dictionaries(
         st.sampled_from(["schedule_version", "faults", "other"]),
@@ -195,3 +196,71 @@ def test_a_target_declaration_is_checked() -> None:
         FaultTarget("cache", kinds=("connection_refused",))
     with pytest.raises(FaultScheduleError, match="max_call must be 1 or more"):
         FaultTarget("m.f", kinds=("latency",), max_call=0)
+
+
+# -- the strategies --------------------------------------------------------------------------------
+
+_X = FaultTarget("svc.x", kinds=("latency", "timeout", "exception"), max_seconds=0.05, max_call=4)
+_Y = FaultTarget("svc.y", kinds=("latency", "exception"), errors=(KeyError, OSError))
+_Z = FaultTarget("svc.z", kinds=("return_value", "latency"), values=(True, False, None))
+
+
+def test_two_coinciding_faults_shrink_to_exactly_those_two() -> None:
+    timeout = ScheduledFault("svc.x", "timeout", on_call=2, seconds=0.0)
+    lie = ScheduledFault("svc.z", "return_value", value=False)
+    failing: list[FaultSchedule] = []
+
+    @settings(max_examples=2000, database=None, derandomize=True)
+    @given(fault_schedules([_X, _Y, _Z], max_faults=5))
+    def only_together(schedule: FaultSchedule) -> None:
+        # Fails only when svc.x times out on its second call (or later, with any delay) while
+        # svc.z returns False: every other fault is noise the shrinker must remove.
+        late = any(f.kind == "timeout" and f.target == "svc.x" and f.on_call >= 2 for f in schedule)
+        lying = any(f.kind == "return_value" and f.value is False for f in schedule)
+        if late and lying:
+            failing.append(schedule)
+            raise AssertionError(repr(schedule))
+
+    with pytest.raises(AssertionError):
+        only_together()
+    shrunk = failing[-1]
+    assert len(shrunk) == 2
+    assert set(shrunk) == {timeout, lie}
+
+
+@given(fault_schedules([_X, _Y, _Z], max_faults=3))
+def test_drawn_faults_respect_their_targets(schedule: FaultSchedule) -> None:
+    declared = {t.name: t for t in (_X, _Y, _Z)}
+    assert len(schedule) <= 3
+    for fault in schedule:
+        target = declared[fault.target]
+        assert fault.kind in target.kinds
+        assert 1 <= fault.on_call <= target.max_call
+        assert 0 <= fault.seconds <= target.max_seconds
+        if fault.kind == "exception" and target.errors:
+            assert fault.error in target.errors
+        if fault.kind == "return_value":
+            assert fault.value in target.values
+
+
+@given(fault_schedules([_X, _Y, _Z], kinds=("latency",), min_faults=1, max_faults=2))
+def test_kinds_narrow_what_is_drawn(schedule: FaultSchedule) -> None:
+    assert 1 <= len(schedule) <= 2
+    assert set(schedule.kinds()) == {"latency"}
+
+
+def test_strategy_arguments_are_checked() -> None:
+    from pytest_reliability.strategies import call_indexes, latencies, scheduled_faults
+
+    with pytest.raises(FaultScheduleError, match="min_faults <= max_faults"):
+        fault_schedules([_X], max_faults=-1)
+    with pytest.raises(FaultScheduleError, match="at least one FaultTarget"):
+        fault_schedules([])
+    with pytest.raises(FaultScheduleError, match="no target allows any of the kinds timeout"):
+        fault_schedules([_Y, _Z], kinds=("timeout",))
+    with pytest.raises(FaultScheduleError, match="allows none of the kinds"):
+        scheduled_faults(_Y, kinds=("return_value",))
+    with pytest.raises(FaultScheduleError, match="max_call must be 1 or more"):
+        call_indexes(0)
+    with pytest.raises(FaultScheduleError, match="max_seconds must be within"):
+        latencies(-1)
