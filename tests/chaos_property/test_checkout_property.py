@@ -181,6 +181,7 @@ def test_the_plugin_run_finds_shrinks_and_reports_it(
     assert f"replay: pytest --reliability-seed={run_seed}" in output
 
 
+@pytest.mark.slow
 def test_the_fixed_service_passes_two_thousand_examples() -> None:
     tried, schedule = _search(20261130, fixed=True, examples=2000)
     assert schedule is None

@@ -16,6 +16,7 @@ def _property(report: dict[str, Any]) -> dict[str, Any]:
     return test["facts"]["chaos"]["property"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_the_printed_seed_replays_the_failure_in_a_fresh_process_and_under_xdist(
     inner: RunInner, pytester: pytest.Pytester
 ) -> None:
