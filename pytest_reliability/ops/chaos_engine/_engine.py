@@ -313,7 +313,8 @@ class ChaosEngine:
         ) -> Any:
             if is_async:
                 return _chaos_patch.async_sleep_then(seconds, lambda: original(*args, **kwargs))
-            self._sleep(seconds)
+            if seconds:  # a latency of 0 (a schedule shrunk to "no delay") does not yield
+                self._sleep(seconds)
             return original(*args, **kwargs)
 
         return self._patch(target, "latency", on_call, probability, faulty)

@@ -170,10 +170,11 @@ class ScheduledFault:
             )
         object.__setattr__(self, "seconds", float(seconds))
 
-    def _key(self) -> str:
+    def _key(self) -> tuple[Any, ...]:
         # Equal as their JSON is equal: True, 1 and 1.0 are different values to return, and a
-        # list value (unhashable) still hashes.
-        return json.dumps(self.to_json(), sort_keys=True, allow_nan=False)
+        # list value (unhashable) still hashes. Only the value needs encoding.
+        value = None if self.value is None else json.dumps(self.value, sort_keys=True)
+        return (self.target, self.kind, self.on_call, self.error, self.seconds, value)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ScheduledFault):
