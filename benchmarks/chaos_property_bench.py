@@ -10,8 +10,8 @@ wait) and calls each target once, without chaos. The measured test is the same w
 inside ``engine.apply(schedule, targets=...)``: the faults armed, fired (latencies of 0 s, return
 values, exceptions the body catches) and removed in every example. Both run ``--examples``
 examples per round with a fixed seed, in A-B, B-A order over ``--rounds`` rounds; the table
-gives the median CPU time (and wall time) per example and the ratios. Target: at most 1.2x. ``apply`` alone (0, 1 and 3 faults,
-no Hypothesis) is timed too.
+gives the median CPU time (and wall time) per example and the ratios. Target: at most 1.2x.
+``apply`` alone (0, 1 and 3 faults, no Hypothesis) is timed too.
 
 **Time to shrink.** The proof of ``tests/chaos_property``: the checkout service that charges
 twice when a refused connection and a late answer coincide. For each of ``--seeds`` seeds the
