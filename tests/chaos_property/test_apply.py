@@ -98,6 +98,19 @@ def test_faults_that_never_fired_are_reported() -> None:
     assert engine.facts()["property"]["unfired_by_kind"] == {"timeout": 1}
 
 
+def test_an_applied_schedule_arms_once() -> None:
+    engine = _engine()
+    run = engine.apply(FaultSchedule([ScheduledFault(CONNECT, "latency")]))
+    with run:
+        pass
+    with pytest.raises(FaultScheduleError, match="arms once"), run:
+        pass
+    assert _untouched()
+    with engine.apply(run.schedule) as again:  # a new application of the same schedule
+        checkout.connect("primary")
+    assert again.faults[0].fired == 1
+
+
 def test_restore_removes_a_schedule_whose_block_was_never_left() -> None:
     engine = _engine()
     run = engine.apply(FaultSchedule([ScheduledFault(CONNECT, "exception")]))

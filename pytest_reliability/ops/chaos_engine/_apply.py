@@ -229,6 +229,7 @@ class AppliedSchedule:
     __slots__ = (
         "_arms",
         "_engine",
+        "_entered",
         "_lock",
         "_stats",
         "faults",
@@ -245,6 +246,7 @@ class AppliedSchedule:
         self._arms = arms
         self._stats = stats
         self._lock = threading.Lock()
+        self._entered = False
         self.schedule = schedule
         self.faults: tuple[Fault, ...] = ()
         self.history: list[HistoryEvent] = []
@@ -285,8 +287,11 @@ class AppliedSchedule:
         return "\n".join(lines)
 
     def __enter__(self) -> AppliedSchedule:
-        if self.faults:
-            raise FaultScheduleError("this applied schedule is already armed")
+        if self._entered:
+            raise FaultScheduleError(
+                "an applied schedule arms once: call chaos.apply(schedule) again for a new block"
+            )
+        self._entered = True
         self.final = _final_example()
         armed: list[Fault] = []
         try:
