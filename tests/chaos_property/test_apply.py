@@ -243,3 +243,18 @@ def test_the_facts_are_json() -> None:
     with engine.apply(schedule):
         checkout.read_answer("p", "x")
     json.dumps(engine.facts())
+
+
+def test_a_target_may_name_its_path_or_an_alias() -> None:
+    declared = FaultTarget("gateway", kinds=("exception",), path=CONNECT)
+    schedule = FaultSchedule([ScheduledFault("gateway", "exception")])
+    run = _engine().apply(schedule, targets=[declared])
+    with run, pytest.raises(InjectedFault, match=r"checkout\.connect"):
+        checkout.connect("primary")
+    assert run.faults[0].target == CONNECT
+    # An alias from pytest_reliability_chaos_targets, undeclared: a call kind at its path.
+    aliased = ChaosEngine(in_test=True, environ={}, targets={"answer": READ})
+    timeout = aliased.apply(FaultSchedule([ScheduledFault("answer", "timeout")]))
+    with timeout, pytest.raises(TimeoutError):
+        checkout.read_answer("primary", "x")
+    assert _untouched()

@@ -117,3 +117,39 @@ def test_a_test_with_its_own_seed_keeps_it(inner: RunInner, pytester: pytest.Pyt
     )
     result, _ = inner("--reliability-seed=1")
     result.assert_outcomes(passed=2)
+
+
+def test_hypothesis_own_seed_option_and_derandomize_win(
+    inner: RunInner, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        from hypothesis import given, settings, strategies as st
+
+
+        @settings(max_examples=2, database=None)
+        @given(st.integers())
+        def test_plain(chaos, n):
+            pass
+
+
+        @settings(max_examples=2, database=None, derandomize=True)
+        @given(st.integers())
+        def test_derandomized(chaos, n):
+            pass
+
+
+        def test_seeds():
+            import os
+
+            forced = os.environ.get("EXPECT_FORCED") == "1"
+            assert (test_plain._hypothesis_internal_use_seed is None) == forced
+            assert test_derandomized._hypothesis_internal_use_seed is None
+        """
+    )
+    monkeypatch.setenv("EXPECT_FORCED", "0")
+    result, _ = inner("--reliability-seed=1")
+    result.assert_outcomes(passed=3)
+    monkeypatch.setenv("EXPECT_FORCED", "1")
+    result, _ = inner("--reliability-seed=1", "--hypothesis-seed=5")
+    result.assert_outcomes(passed=3)
