@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,33 @@ def test_a_target_may_name_its_path_or_an_alias() -> None:
     with timeout, pytest.raises(TimeoutError):
         checkout.read_answer("primary", "x")
     assert _untouched()
+
+
+async def fetch_async(key: str) -> str:
+    """A coroutine target: latency and timeout faults sleep without blocking the loop."""
+    return key
+
+
+def test_a_schedule_faults_coroutines_too() -> None:
+    import asyncio
+
+    here = f"{__name__}.fetch_async"
+    schedule = FaultSchedule(
+        [
+            ScheduledFault(here, "latency", on_call=1, seconds=0.001),
+            ScheduledFault(here, "timeout", on_call=2),
+        ]
+    )
+
+    async def calls() -> list[str]:
+        first = await fetch_async("a")
+        with pytest.raises(TimeoutError):
+            await fetch_async("b")
+        return [first, await fetch_async("c")]
+
+    module = sys.modules[__name__]
+    original = module.fetch_async
+    with _engine().apply(schedule) as run:
+        assert asyncio.run(calls()) == ["a", "c"]
+    assert [f.fired for f in run.faults] == [1, 1]
+    assert module.fetch_async is original
