@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_reliability.errors import FaultScheduleError, InvalidInput, ScheduleVersionError
@@ -55,8 +55,11 @@ def any_faults(draw: st.DrawFn) -> ScheduledFault:
 
 
 schedules = st.lists(any_faults(), max_size=4).map(FaultSchedule)
+# The machine these run on is shared: slow data generation there is load, not a bug.
+_LOADED = settings(suppress_health_check=[HealthCheck.too_slow])
 
 
+@_LOADED
 @given(schedules)
 def test_the_python_text_rebuilds_the_schedule(schedule: FaultSchedule) -> None:
     text = schedule.to_python()
@@ -66,6 +69,7 @@ def test_the_python_text_rebuilds_the_schedule(schedule: FaultSchedule) -> None:
     assert rebuilt.to_python() == text
 
 
+@_LOADED
 @given(schedules)
 def test_the_json_form_rebuilds_the_schedule(schedule: FaultSchedule) -> None:
     assert FaultSchedule.loads(schedule.dumps()) == schedule
@@ -97,14 +101,14 @@ def test_a_schedule_is_immutable_and_hashable() -> None:
     assert schedule.faults[0].error == "builtins.KeyError"  # a class is kept by its name
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text() | st.binary())
 def test_loading_arbitrary_text_reads_a_schedule_or_refuses_it(text: str | bytes) -> None:
     with contextlib.suppress(FaultScheduleError):
         FaultSchedule.loads(text)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
         st.sampled_from(["schedule_version", "faults", "other"]),
@@ -210,7 +214,12 @@ def test_two_coinciding_faults_shrink_to_exactly_those_two() -> None:
     lie = ScheduledFault("svc.z", "return_value", value=False)
     failing: list[FaultSchedule] = []
 
-    @settings(max_examples=2000, database=None, derandomize=True)
+    @settings(
+        max_examples=2000,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(fault_schedules([_X, _Y, _Z], max_faults=5))
     def only_together(schedule: FaultSchedule) -> None:
         # Fails only when svc.x times out on its second call (or later, with any delay) while
