@@ -37,7 +37,10 @@ _MISSING = object()
 
 def _violated(run: AppliedSchedule | None, invariant: str, problem: str) -> NoReturn:
     lines = [f"chaos invariant violated: {invariant}: {problem}"]
-    if run is not None:
+    if run is not None and run.final:
+        # Hypothesis' final replay: the run adds the same text as a note when its block ends.
+        lines.append("(the schedule, its faults, the history and the seed: in the notes below)")
+    elif run is not None:
         lines.append(run.describe())
     raise ChaosInvariantViolated(
         "\n".join(lines), schedule=run.schedule if run is not None else None

@@ -205,3 +205,41 @@ def test_the_examples_option_sets_how_many_schedules_a_test_explores(
     assert facts["fired_by_kind"]
     assert facts["unfired_by_kind"]  # schedules often name a call that never comes
     assert report["tests"][0]["categories"] == ["chaos"]
+
+
+def test_a_plain_assert_failure_also_shows_the_history_and_the_seed(
+    inner: RunInner, pytester: pytest.Pytester
+) -> None:
+    pytester.makepyfile(
+        test_plain_assert="""
+        from hypothesis import given, settings
+
+        import checkout
+        from pytest_reliability.strategies import fault_schedules
+
+        TARGETS = checkout.targets()
+
+
+        @settings(max_examples=200, database=None, deadline=None)
+        @given(schedule=fault_schedules(TARGETS, max_faults=4))
+        def test_charged_at_most_once(chaos, schedule):
+            provider = checkout.Provider()
+            with chaos.apply(schedule, targets=TARGETS):
+                try:
+                    checkout.CheckoutService(provider).pay("order-1", 4200)
+                except Exception:
+                    pass
+            assert provider.charged("order-1") <= 1
+        """
+    )
+    result, report = inner("--reliability-seed=3")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError*",
+            "*schedule (Python; paste into a regression test):",
+            "*checkout.read_answer: call 1: timeout fault fired",
+            "*seed: 3 (replay: pytest --reliability-seed=3)",
+        ]
+    )
+    assert len(FaultSchedule.from_json(_property(report)["shrunk"]["json"])) == 2

@@ -326,3 +326,8 @@ class AppliedSchedule:
             self._stats.add(self)
             if self.final:
                 self._stats.final = self
+                # Hypothesis replays only a failing example as final: whatever assertion fails
+                # (an invariant helper or a plain assert), its report carries the history.
+                from hypothesis import note
+
+                note(self.describe())
