@@ -368,8 +368,9 @@ class ScheduleVersionError(FaultScheduleError):
 class ChaosInvariantViolated(ChaosError, AssertionError):
     """An invariant did not hold under a fault schedule.
 
-    The message shows the schedule (as Python text to paste into a regression test), the
-    history of calls and faults, and the seed that replays it; ``schedule`` holds the schedule.
+    The message (or, in Hypothesis' final replay, the note beside it) shows the schedule as
+    Python text to paste into a regression test, the history of calls and faults, and the seed
+    that replays it; ``schedule`` holds the schedule.
     """
 
     def __init__(self, message: str, *, schedule: object) -> None:

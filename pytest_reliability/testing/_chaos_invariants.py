@@ -5,7 +5,8 @@ example (what ``chaos.apply(schedule)`` returned, or ``None`` outside a schedule
 :class:`~pytest_reliability.errors.ChaosInvariantViolated` when the invariant fails. The message
 names the invariant and what broke it, then the schedule as Python text (the shrunk one, once
 Hypothesis has shrunk), which faults fired, the history of calls at faulted targets and the
-test's own notes, and the seed that replays the run.
+test's own notes, and the seed that replays the run. In Hypothesis' final replay that
+description comes as a Hypothesis note, which the run adds itself when its block ends.
 
 * :func:`assert_exactly_once`: one effect per key, exactly one when a delivery was acknowledged,
   replayed responses equal (the model of the idempotency checker).

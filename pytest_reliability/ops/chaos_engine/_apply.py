@@ -223,7 +223,8 @@ class AppliedSchedule:
 
     ``faults`` are the engine's records of the armed faults (in schedule order, with ``fired``
     counts), ``history`` every call at a faulted target and every :meth:`note`, in order.
-    :meth:`unfired` names the scheduled faults that never fired (their call never came).
+    :meth:`unfired` names the scheduled faults that never fired (their call never came). In
+    Hypothesis' final replay of a failure, leaving the block adds :meth:`describe` as a note.
     """
 
     __slots__ = (
