@@ -9,7 +9,9 @@ names below are part of the report schema:
 section                   keys
 ========================  =====================================================================
 ``chaos``                 ``faults`` (list of {target, kind, trigger, fired}), ``injected``,
-                          ``fired``
+                          ``fired``; ``property`` (property-based chaos: ``examples``,
+                          ``distinct_schedules``, ``fired_by_kind``, ``unfired_by_kind``,
+                          ``shrunk``)
 ``kill_switches``         ``exercised`` (sorted switch names), ``engaged``, ``released``,
                           ``blocked_calls``, ``allowed_calls``
 ``idempotency``           ``examples``, ``requests``, ``keys``, ``duplicates_suppressed``,

@@ -40,6 +40,8 @@ OPT_REDACT = "--reliability-redact"
 """A regular expression whose matches are masked in the report (repeatable; ini twin)."""
 OPT_ALLOW_NO_TESTS = "--reliability-allow-no-tests"
 """Let a run in which no test ran pass the gates (ini ``reliability_allow_no_tests``)."""
+OPT_CHAOS_EXAMPLES = "--reliability-chaos-examples"
+"""Schedules each property-based chaos test explores (ini ``reliability_chaos_examples``)."""
 
 # The report's HTML page and JSON detail (schema 1.2).
 OPT_HTML = "--reliability-html"
@@ -79,6 +81,22 @@ def count_arg(raw: str) -> int:
     if not raw.strip().isdigit():
         raise argparse.ArgumentTypeError(f"{raw!r} is not a non-negative integer")
     return int(raw)
+
+
+def examples_arg(raw: str) -> int:
+    """argparse type of the chaos examples option: a whole number of 1 or more."""
+    try:
+        return parse_examples(OPT_CHAOS_EXAMPLES, raw)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_examples(where: str, raw: str) -> int:
+    """Parse an examples count: Hypothesis needs at least one example."""
+    text = raw.strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigurationError(f"{where}: {raw!r} is not a whole number of examples (1 or more)")
+    return int(text)
 
 
 def setting(

@@ -45,6 +45,10 @@ The tree::
     ├── ChaosError
     │   ├── ChaosDisabled             the chaos engine refuses to arm here
     │   ├── InjectedFault             the default exception a chaos fault raises
+    │   ├── FaultScheduleError        (also InvalidInput) a fault schedule is malformed, names an
+    │   │   │                         unknown target or a kind its target does not allow
+    │   │   └── ScheduleVersionError  a schedule file from another schema version
+    │   ├── ChaosInvariantViolated    (also AssertionError) an invariant failed under a schedule
     │   └── DockerUnavailable         no Docker Engine, a refusing daemon, a port taken
     │       └── ImageBuildError       a local PostgreSQL or Redis image cannot be built
     ├── ReportError                   a reliability report is invalid or cannot be written
@@ -68,10 +72,12 @@ __all__ = [
     "BackupToolError",
     "ChaosDisabled",
     "ChaosError",
+    "ChaosInvariantViolated",
     "ConfigurationError",
     "CorruptRecord",
     "DockerUnavailable",
     "DrillTargetRefused",
+    "FaultScheduleError",
     "IdempotencyError",
     "IdempotencyInProgress",
     "IdempotencyKeyMismatch",
@@ -98,6 +104,7 @@ __all__ = [
     "SLOObjectiveError",
     "SLOScrapeError",
     "SLOWindowError",
+    "ScheduleVersionError",
     "SlothSpecError",
     "StoreDataLost",
     "StoreUnavailable",
@@ -335,6 +342,40 @@ class ChaosDisabled(ChaosError):
 
 class InjectedFault(ChaosError):
     """The exception a chaos fault raises when the fault names no other."""
+
+
+class FaultScheduleError(ChaosError, InvalidInput):
+    """A fault schedule cannot be used: malformed, or naming a target or kind the run refuses.
+
+    ``index`` is the position of the offending fault in the schedule, when one is to blame.
+    Raised before anything is armed: a refused schedule leaves nothing patched.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class ScheduleVersionError(FaultScheduleError):
+    """A schedule file was written for another schema version; ``found`` and ``expected`` say."""
+
+    def __init__(self, message: str, *, found: object, expected: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.expected = expected
+
+
+class ChaosInvariantViolated(ChaosError, AssertionError):
+    """An invariant did not hold under a fault schedule.
+
+    The message (or, in Hypothesis' final replay, the note beside it) shows the schedule as
+    Python text to paste into a regression test, the history of calls and faults, and the seed
+    that replays it; ``schedule`` holds the schedule.
+    """
+
+    def __init__(self, message: str, *, schedule: object) -> None:
+        super().__init__(message)
+        self.schedule = schedule
 
 
 class DockerUnavailable(ChaosError):

@@ -34,6 +34,7 @@ from pytest_reliability._plugin_settings import (
     OPT_ALLOW_NO_TESTS,
     OPT_CAPTURE,
     OPT_CAPTURE_MAX,
+    OPT_CHAOS_EXAMPLES,
     OPT_DETERMINISTIC_IDS,
     OPT_DETERMINISTIC_UUID4,
     OPT_FLAKY_BUDGET,
@@ -46,11 +47,13 @@ from pytest_reliability._plugin_settings import (
     OPT_SEED,
     categories,
     count_arg,
+    examples_arg,
     html_path,
     indent_arg,
     parse_bool,
     parse_capture,
     parse_count,
+    parse_examples,
     parse_indent,
     parse_positive,
     positive_arg,
@@ -165,6 +168,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="let a run in which no test ran pass the gates",
     )
     _add_detail_options(parser, group)
+    group.addoption(
+        OPT_CHAOS_EXAMPLES,
+        dest="reliability_chaos_examples",
+        metavar="N",
+        type=examples_arg,
+        default=None,
+        help="schedules each property-based chaos test explores (Hypothesis max_examples; "
+        "default: the test's own settings)",
+    )
+    parser.addini("reliability_chaos_examples", "schedules per property-based chaos test")
     parser.addini("reliability_report", f"reliability report path (default {DEFAULT_REPORT})")
     parser.addini("reliability_redact", "regular expressions masked in the report", type="linelist")
     parser.addini("reliability_allow_no_tests", "a run without tests passes the gates (bool)")
@@ -435,6 +448,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             found |= _marked_categories(item.own_markers, item)
         if found:  # most tests have none: leave their stash alone (attach_facts defaults to ())
             item.stash[_CATEGORIES] = tuple(sorted(found))
+    # Imported here: a fixture module imported with the plugin could not be assertion-rewritten.
+    from pytest_reliability.fixtures._chaos import configure_property_chaos
+
+    examples = setting(config, "reliability_chaos_examples", parse_examples)
+    configure_property_chaos(config, items, run_seed=config.stash[RUN_SEED], examples=examples)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

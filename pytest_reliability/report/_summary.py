@@ -41,6 +41,38 @@ def _drills(report: Mapping[str, Any], escape: Callable[[str], str] = str) -> st
     return line
 
 
+def _chaos_property(report: Mapping[str, Any], escape: Callable[[str], str] = str) -> list[str]:
+    """Return lines on property-based chaos: examples, schedules, faults by kind, shrunk ones."""
+    examples = distinct = 0
+    fired: Counter[str] = Counter()
+    never: Counter[str] = Counter()
+    shrunk: list[str] = []
+    for test in report["tests"]:
+        found = test["facts"].get("chaos", {}).get("property")
+        if not found:
+            continue
+        examples += int(found["examples"])
+        distinct += int(found["distinct_schedules"])
+        fired.update(found["fired_by_kind"])
+        never.update(found["unfired_by_kind"])
+        if "shrunk" in found:
+            # Markdown gets one escaped line; the terminal the Python text as is, to paste.
+            text = found["shrunk"]["python"]
+            text = f" {escape(text)}" if escape is not str else "\n  " + text.replace("\n", "\n  ")
+            shrunk.append(f"shrunk schedule of {escape(test['nodeid'])}:{text}")
+    if not examples:
+        return []
+
+    def kinds(counts: Counter[str]) -> str:
+        return ", ".join(f"{escape(k)} {v}" for k, v in sorted(counts.items())) or "none"
+
+    lines = [
+        f"property-based chaos: {examples} examples, {distinct} distinct schedules",
+        f"schedule faults fired: {kinds(fired)}; never fired: {kinds(never)}",
+    ]
+    return lines + shrunk[:_LISTED]
+
+
 def _categories(report: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     found: dict[str, tuple[int, int]] = {}
     for test in report["tests"]:
@@ -101,10 +133,12 @@ def summary_markdown(report: Mapping[str, Any]) -> str:
         out += [f"| {_escape(name)} | {p} | {t} |" for name, (p, t) in categories.items()]
     totals = _facts_totals(report)
     drills = _drills(report, _escape)
-    if totals or drills:
+    chaos_property = _chaos_property(report, _escape)
+    if totals or drills or chaos_property:
         out += ["", "### Reliability facts", ""]
         out += [f"- {name}: {value}" for name, value in totals.items()]
         out += [f"- {drills}"] if drills else []
+        out += [f"- {line}" for line in chaos_property]
     problems = _problems(report)
     if problems:
         out += ["", "### Failing and flaky tests", ""]
@@ -141,5 +175,6 @@ def summary_text(report: Mapping[str, Any]) -> str:
     out += [f"{name}: {value}" for name, value in _facts_totals(report).items()]
     drills = _drills(report)
     out += [drills] if drills else []
+    out += _chaos_property(report)
     out += _problems(report)[:_LISTED]
     return "\n".join(out) + "\n"

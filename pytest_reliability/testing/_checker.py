@@ -12,7 +12,7 @@ import contextvars
 import itertools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, final
 
@@ -20,7 +20,7 @@ from pytest_reliability.errors import IdempotencyInProgress, LeaseLost
 from pytest_reliability.idempotency._crash import SimulatedCrash, SimulatedFailure, scheduled_fault
 from pytest_reliability.testing._sequences import Delivery, RequestSequence
 
-__all__ = ["CheckStats", "IdempotencyChecker"]
+__all__ = ["CheckStats", "IdempotencyChecker", "exactly_once_problem"]
 
 
 @final
@@ -46,6 +46,22 @@ class CheckStats:
             "replays": self.replays,
             "effects": self.effects,
         }
+
+
+def exactly_once_problem(effects: int, acknowledged: Sequence[Any]) -> str | None:
+    """What is wrong with one key's history, or ``None``: the exactly-once model.
+
+    ``effects`` is how many effects the key had, ``acknowledged`` the responses the client
+    received for it. At most one effect; exactly one when any delivery was acknowledged; every
+    acknowledged response equal to the first.
+    """
+    if effects > 1:
+        return f"{effects} effects"
+    if acknowledged and effects != 1:
+        return f"{len(acknowledged)} acknowledged deliveries but {effects} effects"
+    if any(r != acknowledged[0] for r in acknowledged[1:]):
+        return f"replayed responses differ from the first: {list(acknowledged)!r}"
+    return None
 
 
 def _default_request(key: str, body: Any) -> Any:
@@ -155,13 +171,7 @@ class IdempotencyChecker:
         for i, key in enumerate(keys):
             count = self._effects(key)
             self._record(delivered[i], count, len(acked[i]))
-            problem = None
-            if count > 1:
-                problem = f"{count} effects"
-            elif acked[i] and count != 1:
-                problem = f"{len(acked[i])} acknowledged deliveries but {count} effects"
-            elif any(r != acked[i][0] for r in acked[i][1:]):
-                problem = f"replayed responses differ from the first: {acked[i]!r}"
+            problem = exactly_once_problem(count, acked[i])
             if problem is not None:
                 raise AssertionError(
                     f"idempotency violated for request {i} (key {key!r}): {problem}\n"

@@ -34,6 +34,7 @@ COSTS: dict[str, set[str]] = {
     "import pytest_reliability.ops": set(),
     "import pytest_reliability.ops.chaos_engine": set(),
     "from pytest_reliability.ops import ChaosEngine": set(),
+    "from pytest_reliability.ops.chaos_engine import FaultSchedule, FaultTarget": set(),
     "import pytest_reliability.ops.rbac": set(),
     "import pytest_reliability.ops.degradation": set(),
     "import pytest_reliability.ops.health_checks": set(),

@@ -62,6 +62,11 @@ def test_the_checker_lives_in_testing_and_is_still_importable_from_idempotency()
         "DeliveryKind",
         "IdempotencyChecker",
         "RequestSequence",
+        "assert_exactly_once",
+        "assert_kill_switch_engaged",
+        "assert_no_acknowledged_write_lost",
+        "assert_not_ready",
+        "exactly_once_problem",
     }
     for name in ("CheckStats", "IdempotencyChecker", "Delivery", "RequestSequence"):
         assert getattr(idempotency, name) is getattr(testing, name)

@@ -17,6 +17,8 @@ Faults (each returns its :class:`Fault` record)::
     engine.refuse_connections("127.0.0.1", 6379)
     engine.inject("payments-api", mode="5xx")    # a target from pytest_reliability_chaos_targets
     engine.proxy("127.0.0.1", 5432)              # a TCP fault proxy (the fixture's engine only)
+    with engine.apply(schedule, targets=[...]):  # a FaultSchedule (property-based chaos)
+        ...
 
 Triggers: every call (default), only the ``on_call``-th call (1-based), or each call with
 ``probability``, drawn from a ``random.Random`` seeded by (seed, scope, fault index) so a run with
@@ -28,14 +30,16 @@ elsewhere (``from mod import func``) keeps the original, as with ``unittest.mock
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from pytest_reliability.errors import ConfigurationError, InjectedFault
+from pytest_reliability.ops.chaos_engine import _apply
 from pytest_reliability.ops.chaos_engine import _patch as _chaos_patch
 from pytest_reliability.ops.chaos_engine._environment import (
     CHAOS_ENABLED_ENV,
@@ -49,6 +53,10 @@ from pytest_reliability.ops.chaos_engine._environment import (
 from pytest_reliability.ops.chaos_engine._fault import ChaosTarget, Fault, Trigger
 from pytest_reliability.protocols import ConnectionFaultProxy
 
+if TYPE_CHECKING:
+    from pytest_reliability.ops.chaos_engine._apply import AppliedSchedule, PropertyStats
+    from pytest_reliability.ops.chaos_engine._schedule import FaultSchedule, FaultTarget
+
 __all__ = [
     "CHAOS_ENABLED_ENV",
     "CI_ENV_VARS",
@@ -59,6 +67,10 @@ __all__ = [
     "check_armable",
     "production_environment",
 ]
+
+
+_NO_DRAWS = random.Random(0)
+"""The generator of faults that never draw (every call, or the N-th call)."""
 
 
 def _exception(exc: BaseException | type[BaseException] | None, target: str) -> BaseException:
@@ -102,6 +114,11 @@ class ChaosEngine:
         self._faults: list[Fault] = []
         self._undo: list[Callable[[], None]] = []
         self._lock = threading.Lock()
+        # Faults a schedule arms are kept apart: one record per example would swamp the report.
+        self._sink: list[Fault] | None = None
+        self._schedule_undo: dict[int, Callable[[], None]] = {}
+        self._active: list[AppliedSchedule] = []
+        self._property: PropertyStats | None = None
 
     @property
     def faults(self) -> tuple[Fault, ...]:
@@ -111,18 +128,112 @@ class ChaosEngine:
     def _new_fault(
         self, target: str, kind: str, on_call: int | None, probability: float | None
     ) -> Fault:
-        # Re-checked per fault: the environment may have changed since the engine was made.
-        check_armable(self._environ, in_test=self._in_test)
+        # Re-checked per fault: the environment may have changed since the engine was made. A
+        # schedule's faults are armed together, after one check (AppliedSchedule.__enter__).
+        if self._sink is None:
+            check_armable(self._environ, in_test=self._in_test)
         trigger = Trigger(on_call=on_call, probability=probability)
         index = len(self._faults)
-        rng = random.Random(f"{self.seed}\x1f{self.scope}\x1f{index}")
+        # Seeding costs a hash; only a probability trigger ever draws from it.
+        rng = (
+            _NO_DRAWS
+            if probability is None
+            else random.Random(f"{self.seed}\x1f{self.scope}\x1f{index}")
+        )
         return Fault(index, target, kind, trigger, rng)
 
     def _arm(self, fault: Fault, undo: Callable[[], None]) -> Fault:
+        at_example_end = None if self._sink is not None else _apply.example_cleanup()
         with self._lock:
+            if self._sink is not None:
+                self._sink.append(fault)
+                self._schedule_undo[id(fault)] = undo
+                return fault
             self._faults.append(fault)
-            self._undo.append(undo)
+            if at_example_end is None:
+                self._undo.append(undo)
+            else:
+                self._schedule_undo[id(fault)] = undo
+        if at_example_end is not None:
+            # Armed by hand inside a Hypothesis example: removed when the example ends, so the
+            # next example starts clean although the engine (the fixture) lives on.
+            at_example_end(lambda: self._disarm([fault]))
         return fault
+
+    @contextlib.contextmanager
+    def _collecting(self, armed: list[Fault]) -> Iterator[None]:
+        """Send the faults armed inside the block to ``armed`` (a schedule's), not the record.
+
+        Checks once that chaos may arm here; the faults armed inside are not checked again.
+        """
+        check_armable(self._environ, in_test=self._in_test)
+        previous, self._sink = self._sink, armed
+        try:
+            yield
+        finally:
+            self._sink = previous
+
+    def _disarm(self, faults: Iterable[Fault]) -> None:
+        """Remove the schedule faults ``faults``, newest first; every undo runs, come what may."""
+        faults = list(faults)
+        with self._lock:
+            steps = [self._schedule_undo.pop(id(f)) for f in faults if id(f) in self._schedule_undo]
+        for fault in faults:
+            fault.observer = None
+        first: BaseException | None = None
+        for step in reversed(steps):
+            try:
+                step()
+            except BaseException as exc:  # keep undoing: a half-restored process is worse
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def _activate(self, applied: AppliedSchedule) -> None:
+        with self._lock:
+            self._active.append(applied)
+
+    def _deactivate(self, applied: AppliedSchedule) -> bool:
+        with self._lock:
+            if applied in self._active:
+                self._active.remove(applied)
+                return True
+            return False
+
+    def apply(
+        self,
+        schedule: FaultSchedule,
+        *,
+        targets: Iterable[FaultTarget] | Mapping[str, FaultTarget] = (),
+    ) -> AppliedSchedule:
+        """Return a context manager that arms ``schedule`` on entry and removes it on exit.
+
+        ``targets`` declares the schedule's targets (:class:`FaultTarget`): which kinds each
+        allows, the SQLAlchemy engine or address behind a name. A fault whose target is not
+        declared must be a call kind at a dotted path or alias, or a ``connection_refused`` at
+        ``HOST:PORT``. The whole schedule is checked here, before anything is armed: an unknown
+        or unpatchable target, a disallowed kind or an unknown exception class raises
+        :class:`~pytest_reliability.errors.FaultScheduleError`. Each entry arms fresh faults
+        (call counters at zero), so it is safe inside ``@given`` with a fixture that lives for the
+        whole test. Apply from one thread at a time.
+        """
+        from pytest_reliability.ops.chaos_engine._apply import (
+            AppliedSchedule,
+            PropertyStats,
+            prepare,
+        )
+
+        arms = prepare(self, schedule, targets)
+        with self._lock:
+            if self._property is None:
+                self._property = PropertyStats()
+            stats = self._property
+        return AppliedSchedule(self, schedule, arms, stats)
+
+    @property
+    def property_stats(self) -> PropertyStats | None:
+        """What the schedules applied so far add up to (``None`` before the first apply)."""
+        return self._property
 
     def _dotted(self, target: str) -> str:
         alias = self._targets.get(target)
@@ -202,7 +313,8 @@ class ChaosEngine:
         ) -> Any:
             if is_async:
                 return _chaos_patch.async_sleep_then(seconds, lambda: original(*args, **kwargs))
-            self._sleep(seconds)
+            if seconds:  # a latency of 0 (a schedule shrunk to "no delay") does not yield
+                self._sleep(seconds)
             return original(*args, **kwargs)
 
         return self._patch(target, "latency", on_call, probability, faulty)
@@ -304,10 +416,23 @@ class ChaosEngine:
         return self._proxy_opener(host, port)
 
     def restore(self) -> None:
-        """Remove every armed fault, newest first; every undo runs even if one raises."""
+        """Remove every armed fault, newest first; every undo runs even if one raises.
+
+        Schedules still applied (a ``with`` block never left) and faults of a Hypothesis
+        example that never ended go first.
+        """
         with self._lock:
             undo, self._undo = self._undo, []
+            active, self._active = self._active, []
         first: BaseException | None = None
+        for applied in reversed(active):
+            try:
+                self._disarm(applied.faults)
+            except BaseException as exc:  # keep undoing: a half-restored process is worse
+                first = first or exc
+        with self._lock:
+            undo += self._schedule_undo.values()
+            self._schedule_undo = {}
         for step in reversed(undo):
             try:
                 step()
@@ -316,14 +441,21 @@ class ChaosEngine:
         if first is not None:
             raise first
 
-    def facts(self) -> dict[str, Any]:
-        """Return the ``chaos`` facts section: every fault, how many armed, how many fired."""
+    def facts(self, *, failed: bool = False) -> dict[str, Any]:
+        """Return the ``chaos`` facts section: every fault, how many armed, how many fired.
+
+        After :meth:`apply`, also ``property``: examples, distinct schedules, faults fired and
+        never fired by kind, and when the test ``failed`` the shrunk schedule.
+        """
         faults = [f.as_dict() for f in self._faults]
-        return {
+        found: dict[str, Any] = {
             "faults": faults,
             "injected": len(faults),
             "fired": sum(f.fired for f in self._faults),
         }
+        if self._property is not None:
+            found["property"] = self._property.as_facts(failed=failed)
+        return found
 
     def __enter__(self) -> ChaosEngine:
         return self

@@ -42,7 +42,17 @@ class Trigger:
 class Fault:
     """One armed fault and what it did. Thread-safe: faulted code may run in threads."""
 
-    __slots__ = ("_calls", "_lock", "_rng", "fired", "index", "kind", "target", "trigger")
+    __slots__ = (
+        "_calls",
+        "_lock",
+        "_rng",
+        "fired",
+        "index",
+        "kind",
+        "observer",
+        "target",
+        "trigger",
+    )
 
     def __init__(self, index: int, target: str, kind: str, trigger: Trigger, rng: random.Random):
         self.index = index
@@ -54,6 +64,8 @@ class Fault:
         self._calls = 0
         self._rng = rng
         self._lock = threading.Lock()
+        self.observer: Callable[[Fault, int, bool], None] | None = None
+        """Told ``(fault, call number, fired)`` at every call (a schedule's history records it)."""
 
     def should_fire(self) -> bool:
         """Count one call at the target; return whether the fault fires on it."""
@@ -68,7 +80,11 @@ class Fault:
                 fire = True
             if fire:
                 self.fired += 1
-            return fire
+            call = self._calls
+        observer = self.observer
+        if observer is not None:
+            observer(self, call, fire)
+        return fire
 
     @property
     def calls(self) -> int:
