@@ -9,7 +9,11 @@ re-exported from :mod:`pytest_reliability.idempotency`, where they used to live.
 
 from __future__ import annotations
 
-from pytest_reliability.testing._checker import CheckStats, IdempotencyChecker
+from pytest_reliability.testing._checker import (
+    CheckStats,
+    IdempotencyChecker,
+    exactly_once_violation,
+)
 from pytest_reliability.testing._sequences import (
     DELIVERY_KINDS,
     Delivery,
@@ -24,4 +28,5 @@ __all__ = [
     "DeliveryKind",
     "IdempotencyChecker",
     "RequestSequence",
+    "exactly_once_violation",
 ]

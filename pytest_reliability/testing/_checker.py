@@ -12,7 +12,7 @@ import contextvars
 import itertools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, final
 
@@ -20,7 +20,7 @@ from pytest_reliability.errors import IdempotencyInProgress, LeaseLost
 from pytest_reliability.idempotency._crash import SimulatedCrash, SimulatedFailure, scheduled_fault
 from pytest_reliability.testing._sequences import Delivery, RequestSequence
 
-__all__ = ["CheckStats", "IdempotencyChecker"]
+__all__ = ["CheckStats", "IdempotencyChecker", "exactly_once_violation"]
 
 
 @final
@@ -46,6 +46,24 @@ class CheckStats:
             "replays": self.replays,
             "effects": self.effects,
         }
+
+
+def exactly_once_violation(effects: int, acknowledged: Sequence[Any]) -> str | None:
+    """Judge one key's history: what is wrong with it, or ``None`` when it is exactly-once.
+
+    ``effects`` is how many effects the key left in durable state; ``acknowledged`` holds the
+    responses its callers were given. More than one effect is a duplicate; an acknowledged key
+    without exactly one effect lost an acknowledged effect; acknowledged responses must all
+    equal the first. The checker judges every key of every example with this, and so does the
+    outage drills' history check.
+    """
+    if effects > 1:
+        return f"{effects} effects"
+    if acknowledged and effects != 1:
+        return f"{len(acknowledged)} acknowledged deliveries but {effects} effects"
+    if any(r != acknowledged[0] for r in acknowledged[1:]):
+        return f"replayed responses differ from the first: {list(acknowledged)!r}"
+    return None
 
 
 def _default_request(key: str, body: Any) -> Any:
@@ -155,13 +173,7 @@ class IdempotencyChecker:
         for i, key in enumerate(keys):
             count = self._effects(key)
             self._record(delivered[i], count, len(acked[i]))
-            problem = None
-            if count > 1:
-                problem = f"{count} effects"
-            elif acked[i] and count != 1:
-                problem = f"{len(acked[i])} acknowledged deliveries but {count} effects"
-            elif any(r != acked[i][0] for r in acked[i][1:]):
-                problem = f"replayed responses differ from the first: {acked[i]!r}"
+            problem = exactly_once_violation(count, acked[i])
             if problem is not None:
                 raise AssertionError(
                     f"idempotency violated for request {i} (key {key!r}): {problem}\n"

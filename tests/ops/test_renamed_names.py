@@ -62,6 +62,7 @@ def test_the_checker_lives_in_testing_and_is_still_importable_from_idempotency()
         "DeliveryKind",
         "IdempotencyChecker",
         "RequestSequence",
+        "exactly_once_violation",
     }
     for name in ("CheckStats", "IdempotencyChecker", "Delivery", "RequestSequence"):
         assert getattr(idempotency, name) is getattr(testing, name)
