@@ -38,6 +38,7 @@ from pytest_reliability.chaos_infra import (
     ContainerPool,
     DrillResult,
     chaos_drills_section,
+    docker_client,
     record_drill,
 )
 from pytest_reliability.errors import DockerUnavailable
@@ -417,13 +418,63 @@ def _parse_scenario(text: str) -> Scenario:
     return Scenario(store, fault)
 
 
+def check_report(path: Path) -> list[str]:
+    """Print a report's ``chaos_drills`` one line a drill; return why the gate fails (or [])."""
+    section = json.loads(path.read_text(encoding="utf-8")).get("chaos_drills")
+    if not section or not section["drills"]:
+        return ["the report has no chaos_drills section: no drill ran"]
+    late = 0
+    for d in section["drills"]:
+        close, recover = d["time_to_fail_closed_s"], d["time_to_recover_s"]
+        print(
+            f"  {d['status'].upper():6} {d['module']:12} {d['store']:8} {d['fault']:10} "
+            f"fail closed {'-' if close is None else f'{close:.3f}'} s "
+            f"(bound {d['fail_closed_bound_s']:g}), recovered "
+            f"{'-' if recover is None else f'{recover:.3f}'} s "
+            f"(bound {d['recover_bound_s']:g}), {d['histories_checked']} histories"
+        )
+        for violation in d["violations"]:
+            print(f"         violation: {violation}")
+        if (
+            close is None
+            or close > d["fail_closed_bound_s"]
+            or recover is None
+            or recover > d["recover_bound_s"]
+        ):
+            late += 1
+    if section["failed"] or section["violations"] or late:
+        return [
+            f"{section['failed']} drills failed, {section['violations']} violations, "
+            f"{late} over a time bound"
+        ]
+    return []
+
+
 def main(argv: list[str]) -> int:
-    """Run drills; print the ``chaos_drills`` section; exit 1 on any violation or no Docker."""
+    """Run drills; print the ``chaos_drills`` section; exit 1 on any violation or no Docker.
+
+    ``--check-docker`` only asks whether a Docker Engine answers; ``--check-report PATH`` judges
+    the ``chaos_drills`` section of a report a gate wrote.
+    """
     parser = argparse.ArgumentParser(prog="python -m harness.chaos_drills")
     parser.add_argument("--quick", action="store_true", help="the unit suite's fast subset")
     parser.add_argument("--scenario", type=_parse_scenario, action="append", default=[])
     parser.add_argument("--mode", choices=["correct", "ack-early"], default="correct")
+    parser.add_argument("--check-docker", action="store_true")
+    parser.add_argument("--check-report", type=Path)
     args = parser.parse_args(argv)
+    if args.check_docker:
+        try:
+            docker_client().close()
+        except DockerUnavailable as exc:
+            print(f"chaos_drills: {exc.reason}", file=sys.stderr)
+            return 1
+        return 0
+    if args.check_report is not None:
+        problems = check_report(args.check_report)
+        for problem in problems:
+            print(f"chaos_drills: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     scenarios = args.scenario or (quick_scenarios() if args.quick else full_scenarios())
     scenarios = [
         Scenario(s.store, s.fault, s.modules, s.workers, args.mode, s.tail_s) for s in scenarios

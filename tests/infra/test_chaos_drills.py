@@ -7,7 +7,11 @@ workers); ``ci/chaos-validation.sh`` runs the whole set.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +29,21 @@ from pytest_reliability.errors import ConfigurationError, DockerUnavailable
 from tests.plugin._helpers import RunInner
 
 pytestmark = [pytest.mark.chaos]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _chaos_gate(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **env}
+    full.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    return subprocess.run(
+        ["bash", str(ROOT / "ci" / "chaos-validation.sh")],
+        env=full,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +214,54 @@ def test_a_run_without_drills_has_no_section(
     pytester.makepyfile(test_a="def test_nothing():\n    pass\n")
     _, report = run_inner()
     assert "chaos_drills" not in report
+
+
+def test_the_chaos_gate_fails_with_the_reason_when_no_docker_engine_answers(tmp_path: Path) -> None:
+    report = tmp_path / "chaos.json"
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock", "CHAOS_REPORT": str(report)}
+    done = _chaos_gate(env, tmp_path)
+    assert done.returncode == 1
+    assert "FAILED: no Docker Engine for the drills" in done.stderr
+    assert "no-docker.sock" in done.stderr
+    assert not report.exists()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_chaos_gate_runs_a_drill_and_writes_its_section(
+    pool: ContainerPool, tmp_path: Path
+) -> None:
+    report = tmp_path / "chaos.json"
+    env = {"CHAOS_DRILLS": "redis and pause", "CHAOS_REPORT": str(report), "CHAOS_BUDGET_S": "240"}
+    done = _chaos_gate(env, tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "chaos-validation: PASSED" in done.stdout
+    section = json.loads(report.read_text(encoding="utf-8"))["chaos_drills"]
+    assert [(d["module"], d["store"], d["fault"]) for d in section["drills"]] == [
+        ("kill_switch", "redis", "pause")
+    ]
+    assert section["violations"] == 0
+
+
+def test_the_gate_check_fails_a_report_with_a_violation_or_a_late_drill(tmp_path: Path) -> None:
+    from harness.chaos_drills import check_report
+
+    def drill(**changes: Any) -> dict[str, Any]:
+        result = DrillResult("audit", "postgres", "pause", 0.5, 0.2, 1.0, 30.0, histories_checked=9)
+        return {**result.to_json(), **changes}
+
+    path = tmp_path / "report.json"
+    for drills, expected in [
+        ([drill()], []),
+        (
+            [drill(time_to_fail_closed_s=1.5)],
+            ["0 drills failed, 0 violations, 1 over a time bound"],
+        ),
+        ([drill(time_to_recover_s=None)], ["0 drills failed, 0 violations, 1 over a time bound"]),
+        ([], ["the report has no chaos_drills section: no drill ran"]),
+    ]:
+        path.write_text(json.dumps({"chaos_drills": chaos_drills_section(drills)}))
+        assert check_report(path) == expected
+    failing = drill(status="failed", violations=["duplicated effects: 1 (k)"])
+    path.write_text(json.dumps({"chaos_drills": chaos_drills_section([failing])}))
+    assert check_report(path) == ["1 drills failed, 1 violations, 0 over a time bound"]
