@@ -171,7 +171,9 @@ class AuditLog(_Base):
 
     ``timeout`` bounds an append in its own transaction on PostgreSQL (connect, lock wait,
     statements, commit), client-side, so it holds against a frozen server too: past it the
-    append raises :class:`~pytest_reliability.errors.StoreUnavailable` and nothing is written.
+    append raises :class:`~pytest_reliability.errors.StoreUnavailable`. As with any lost answer
+    to a commit, the event may still be committed if the server had received the commit; the
+    chain stays whole either way, and the caller must treat the action as not audited.
     """
 
     def __init__(
@@ -243,7 +245,8 @@ class AuditLog(_Base):
                 if deadline.fired:
                     raise StoreUnavailable(
                         f"audit append did not answer within {self.timeout:g} s "
-                        f"(client-side deadline): {type(exc).__name__}"
+                        f"(client-side deadline; a commit the server already received may "
+                        f"still land): {type(exc).__name__}"
                     ) from exc
                 raise
             finally:

@@ -26,6 +26,7 @@ from pytest_reliability.chaos_infra import (
     recorded_drills,
 )
 from pytest_reliability.errors import ConfigurationError, DockerUnavailable
+from pytest_reliability.report import merge_reports, summary_text, validate_report
 from tests.plugin._helpers import RunInner
 
 pytestmark = [pytest.mark.chaos]
@@ -206,6 +207,23 @@ def test_recorded_drills_reach_the_report_from_every_worker(
     failed = next(d for d in section["drills"] if d["status"] == "failed")
     assert failed["violations"] == ["acknowledged but lost effects: 1 (k)"]
     assert failed["histories_checked"] == 120
+    assert (
+        "outage drills: 1 passed, 1 failed, 1 violations (first failure idempotency on "
+        "postgres pause: acknowledged but lost effects: 1 (k))"
+    ) in summary_text(report)
+
+
+def test_shards_drills_are_merged(run_inner: RunInner, pytester: pytest.Pytester) -> None:
+    reports = []
+    for n, violations in ((1, "()"), (2, '("duplicated effects: 2 (a, b)",)')):
+        pytester.makepyfile(**{f"test_s{n}": _INNER.format(n=n, violations=violations)})
+        _, report = run_inner(f"test_s{n}.py")
+        reports.append(report)
+    merged = merge_reports(reports)
+    validate_report(merged)
+    section = merged["chaos_drills"]
+    assert (section["passed"], section["failed"], section["violations"]) == (1, 1, 1)
+    assert len(section["drills"]) == 2
 
 
 def test_a_run_without_drills_has_no_section(
