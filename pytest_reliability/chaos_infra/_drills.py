@@ -20,6 +20,8 @@ from pytest_reliability.errors import ConfigurationError
 
 __all__ = ["DrillResult", "chaos_drills_section", "record_drill", "recorded_drills"]
 
+_MAX_SECONDS = 31_536_000_000  # the report schema's bound on seconds (a thousand years)
+_MAX_COUNT = 2**63 - 1  # and on counts
 _recorded: list[DrillResult] = []
 _lock = threading.Lock()
 
@@ -29,8 +31,10 @@ def _seconds(value: float | None, name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigurationError(f"drill {name} must be seconds or None, not {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ConfigurationError(f"drill {name} must be finite and >= 0, not {value!r}")
+    if not math.isfinite(value) or not 0 <= value <= _MAX_SECONDS:
+        raise ConfigurationError(
+            f"drill {name} must be finite, >= 0 and <= {_MAX_SECONDS}, not {value!r}"
+        )
     return round(float(value), 6)
 
 
@@ -65,10 +69,17 @@ class DrillResult:
         for name in ("time_to_fail_closed_s", "time_to_recover_s"):
             object.__setattr__(self, name, _seconds(getattr(self, name), name))
         for name in ("fail_closed_bound_s", "recover_bound_s"):
-            if _seconds(getattr(self, name), name) is None:
+            bound = _seconds(getattr(self, name), name)
+            if bound is None:
                 raise ConfigurationError(f"a drill needs {name}")
-        if isinstance(self.histories_checked, bool) or self.histories_checked < 0:
-            raise ConfigurationError("histories_checked must be a count")
+            object.__setattr__(self, name, bound)
+        checked = self.histories_checked
+        if (
+            isinstance(checked, bool)
+            or not isinstance(checked, int)
+            or not 0 <= checked <= _MAX_COUNT
+        ):
+            raise ConfigurationError(f"histories_checked must be a count, not {checked!r}")
         object.__setattr__(self, "violations", tuple(str(v) for v in self.violations))
 
     @property

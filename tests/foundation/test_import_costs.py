@@ -47,6 +47,7 @@ COSTS: dict[str, set[str]] = {
     "import pytest_reliability.report": set(),
     "import pytest_reliability.fixtures": set(),
     "import pytest_reliability.hookspecs": {"pytest"},
+    "from pytest_reliability.chaos_infra import DrillResult, record_drill": set(),
     "import pytest_reliability.tables": {"sqlalchemy"},
 }
 

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+import pytest_reliability.chaos_infra as chaos_infra
 from harness.chaos_drills import Scenario, _judge, quick_scenarios, run_scenario
 from harness.drills.history import Window, check_history
 from harness.drills.probes import Probe
@@ -283,3 +286,39 @@ def test_the_gate_check_fails_a_report_with_a_violation_or_a_late_drill(tmp_path
     failing = drill(status="failed", violations=["duplicated effects: 1 (k)"])
     path.write_text(json.dumps({"chaos_drills": chaos_drills_section([failing])}))
     assert check_report(path) == ["1 drills failed, 1 violations, 0 over a time bound"]
+
+
+def _section_schema() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((ROOT / "schemas" / "reliability-report.schema.json").read_text())
+    return Draft202012Validator({"$defs": schema["$defs"], **schema["properties"]["chaos_drills"]})
+
+
+_SECTION_SCHEMA = _section_schema()
+_SECONDS = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers())
+
+
+@given(
+    close=_SECONDS,
+    recover=_SECONDS,
+    bound=_SECONDS,
+    checked=st.integers(min_value=-5, max_value=2**63),
+    violations=st.lists(st.text(max_size=20), max_size=3),
+)
+def test_a_drill_result_is_refused_or_fits_the_report_schema(
+    close: Any, recover: Any, bound: Any, checked: int, violations: list[str]
+) -> None:
+    try:
+        result = DrillResult("audit", "postgres", "pause", close, recover, bound, 30.0,
+                             histories_checked=checked, violations=tuple(violations))  # fmt: skip
+    except ConfigurationError:
+        return
+    section = chaos_drills_section([result])
+    assert section["failed"] == (1 if violations else 0)
+    assert list(_SECTION_SCHEMA.iter_errors(section)) == []
+
+
+def test_the_drill_names_are_public() -> None:
+    names = {"DrillResult", "chaos_drills_section", "record_drill", "recorded_drills"}
+    assert names <= set(chaos_infra.__all__)
