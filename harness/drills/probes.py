@@ -281,7 +281,9 @@ class KillSwitchProbe(Probe):
 
 
 class BackupProbe(Probe):
-    """A backup of the PostgreSQL under drill: refused with nothing left behind, or taken."""
+    """A backup of the PostgreSQL under drill: refused with nothing left behind, or taken; and
+    after recovery, a backup that the restore drill (:mod:`pytest_reliability.ops.restore_drill`)
+    restores whole into a throwaway cluster."""
 
     module = "backup"
     fail_closed_bound_s = 12.0
@@ -312,10 +314,25 @@ class BackupProbe(Probe):
             return "closed", f"{type(exc).__name__}: {str(exc)[:160]}"
         except Exception as exc:  # judged by the caller: a backup error is the promise
             return "other", f"bad: {type(exc).__name__}: {str(exc)[:160]}"
-        backup.path.unlink(missing_ok=True)
-        for sibling in self.directory.glob(f"{backup.path.name}*"):
-            sibling.unlink(missing_ok=True)
+        self._remove(backup.path)
         return "healthy", ""
+
+    def _remove(self, archive: Path) -> None:
+        for path in self.directory.glob(f"{archive.name}*"):
+            path.unlink(missing_ok=True)
+
+    def after_recovery(self) -> list[str]:
+        """A backup taken after recovery restores whole (tables, rows, audit chains)."""
+        from pytest_reliability.ops.restore_drill import run_drill
+
+        backup = self.engine.create(actor=self.actor, reason="outage drill: after recovery")
+        try:
+            result = run_drill(backup.path)
+        finally:
+            self._remove(backup.path)
+        if not result.ok:
+            return [f"the backup taken after recovery did not restore: {result.reason}"]
+        return []
 
     def close(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
