@@ -152,9 +152,11 @@ class IdempotencyProbe(Probe):
     """A charge through the engine: ``IdempotencyUnavailable`` with no handler run, or served."""
 
     module = "idempotency"
-    fail_closed_bound_s = STORE_TIMEOUT + LIBPQ_MIN_CONNECT_S + 0.5
-    """A call cut by its deadline settles the key on a new connection, which libpq bounds by its
-    connect timeout: whole seconds, never under 2."""
+    fail_closed_bound_s = STORE_TIMEOUT + 2 * LIBPQ_MIN_CONNECT_S + 0.5
+    """A call cut by its deadline loses its connection; the key is then settled, and the next
+    call claims, each on a new connection, which libpq bounds by its connect timeout (whole
+    seconds, never under 2): the first refusal can come that late, though it usually comes
+    after the store timeout."""
 
     def __init__(self, url: str, tenant: str) -> None:
         from pytest_reliability.idempotency import IdempotencyEngine
