@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -273,12 +274,14 @@ def run_scenario(
     apply, undo = FAULTS[scenario.fault]
     setup = _Setup(pool, scenario)
     container = setup.target
-    directory = Path(workdir or tempfile.mkdtemp(prefix="drill-")) / setup.id
+    scratch = None if workdir is not None else Path(tempfile.mkdtemp(prefix="drill-"))
+    directory = (workdir or scratch or Path()) / setup.id
     traffic = setup.traffic(scenario, directory)
-    probes = setup.probes(scenario)
-    samplers = [_Sampler(p) for p in probes]
-    extra: dict[str, list[str]] = {p.module: [] for p in probes}
+    samplers: list[_Sampler] = []
     try:
+        probes = setup.probes(scenario)
+        samplers = [_Sampler(p) for p in probes]
+        extra: dict[str, list[str]] = {p.module: [] for p in probes}
         with _closing(probes):
             traffic.start()
             for sampler in samplers:
@@ -326,6 +329,8 @@ def run_scenario(
         with contextlib.suppress(Exception):
             container.restore()
         setup.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _history(setup: _Setup, traffic: Traffic, window: Window, scenario: Scenario) -> HistoryVerdict:

@@ -59,7 +59,7 @@ class TrafficConfig:
     staleness: float = 1.0
     poll_interval: float = 0.25
     max_seconds: float = 120.0
-    ack_delay: float = 0.1
+    ack_delay: float = 0.3
     """Seconds the planted bug sleeps between its early acknowledgement and the effect."""
 
 
