@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -322,3 +323,26 @@ def test_a_drill_result_is_refused_or_fits_the_report_schema(
 def test_the_drill_names_are_public() -> None:
     names = {"DrillResult", "chaos_drills_section", "record_drill", "recorded_drills"}
     assert names <= set(chaos_infra.__all__)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_gate_over_its_budget_fails_and_leaves_nothing_running(
+    pool: ContainerPool, tmp_path: Path
+) -> None:
+    from pytest_reliability.chaos_infra import MANAGED_LABEL, OWNER_LABEL
+    from pytest_reliability.chaos_infra._containers import _owner_alive
+
+    started = time.time()
+    env = {"CHAOS_BUDGET_S": "12", "CHAOS_REPORT": str(tmp_path / "chaos.json")}
+    done = _chaos_gate(env, tmp_path)
+    assert done.returncode == 1
+    assert "the drills overran their budget of 12 s" in done.stderr
+    # SIGTERM at the budget: the plugin turns it into an interruption, so the drill's cleanup
+    # and the pool's teardown run, and nothing the run started is left.
+    leftovers = [
+        c["Names"]
+        for c in pool.client.api.containers(all=True, filters={"label": MANAGED_LABEL})
+        if c["Created"] >= started - 1 and not _owner_alive(c["Labels"].get(OWNER_LABEL, ""))
+    ]
+    assert leftovers == []
