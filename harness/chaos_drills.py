@@ -34,7 +34,13 @@ from typing import Any
 from harness.drills import probes as probes_
 from harness.drills.history import HistoryVerdict, Window, check_history
 from harness.drills.probes import Probe
-from harness.drills.traffic import AUDIT_ACTION, Traffic, TrafficConfig, read_log
+from harness.drills.traffic import (
+    AUDIT_ACTION,
+    Traffic,
+    TrafficConfig,
+    open_idempotency,
+    read_log,
+)
 from pytest_reliability.chaos_infra import (
     ContainerPool,
     DrillResult,
@@ -183,13 +189,20 @@ class _Setup:
                               "key TEXT NOT NULL, worker INT NOT NULL)"))  # fmt: skip
         self.key_prefix = ""
         self.switches_url = self.pg.url
+        self.idempotency_url = ""
         if scenario.store == "redis":
             self.key_prefix = f"{self.namespace}:"
             self.switches_url = self.target.url
             probes_.seed_switches(self.switches_url, self.namespace, self.key_prefix)
+            if "idempotency" in scenario.drilled():
+                # Idempotency on the Redis under drill; the effects in the completion's MULTI.
+                self.idempotency_url = self.target.url
+                open_idempotency(self.config(scenario), initialize=True).close()
 
-    def traffic(self, scenario: Scenario, directory: Path) -> Traffic:
-        config = TrafficConfig(
+    def config(self, scenario: Scenario) -> TrafficConfig:
+        """The traffic's settings (the probes share the stores)."""
+        redis = bool(self.idempotency_url)
+        return TrafficConfig(
             database_url=self.pg.url,
             switches_url=self.switches_url,
             tenant=self.tenant,
@@ -200,8 +213,13 @@ class _Setup:
             store_timeout=1.0,
             staleness=probes_.STALENESS,
             poll_interval=probes_.POLL_INTERVAL,
+            idempotency_url=self.idempotency_url,
+            idempotency_prefix=f"{self.namespace}:" if redis else "",
+            effects_key=f"{self.namespace}:drill-effects" if redis else "",
         )
-        return Traffic(config, directory, scenario.workers)
+
+    def traffic(self, scenario: Scenario, directory: Path) -> Traffic:
+        return Traffic(self.config(scenario), directory, scenario.workers)
 
     def probes(self, scenario: Scenario) -> list[Probe]:
         made: list[Probe] = []
@@ -220,7 +238,8 @@ class _Setup:
                     readiness = next(p for p in made if isinstance(p, probes_.ReadinessProbe))
                     made.append(probes_.HealthProbe(readiness))
                 elif module == "idempotency":
-                    made.append(probes_.IdempotencyProbe(self.pg.url, self.probe_tenant))
+                    config = self.config(scenario)
+                    made.append(probes_.IdempotencyProbe(config, self.probe_tenant))
                 elif module == "audit":
                     made.append(probes_.AuditProbe(self.pg.url, [self.probe_tenant, self.tenant]))
                 elif module == "backup":
@@ -233,9 +252,18 @@ class _Setup:
             raise
         return made
 
-    def durable_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+    def durable_counts(self) -> tuple[dict[str, int], dict[str, int] | None]:
         from sqlalchemy import text
 
+        if self.idempotency_url:
+            import redis
+
+            client = redis.Redis.from_url(self.idempotency_url, socket_timeout=10)
+            try:
+                raw = client.hgetall(f"{self.namespace}:drill-effects")
+            finally:
+                client.close()
+            return {_text(k): int(v) for k, v in raw.items()}, None
         with self.engine.connect() as conn:
             effects = conn.execute(text(f"SELECT key, count(*) FROM {self.table} GROUP BY key"))
             events = conn.execute(
@@ -253,6 +281,10 @@ class _Setup:
         with contextlib.suppress(Exception), self.engine.begin() as conn:
             conn.execute(text(f"DROP TABLE IF EXISTS {self.table}"))
         self.engine.dispose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @contextlib.contextmanager
@@ -338,8 +370,8 @@ def _history(setup: _Setup, traffic: Traffic, window: Window, scenario: Scenario
     effects, events = setup.durable_counts()
     # The workers' switches read engaged within their staleness, poll and store timeout.
     switch_bound = probes_.STALENESS + probes_.POLL_INTERVAL + 1.0
-    # Claims go to PostgreSQL: only its faults stop them.
-    grace = CLAIM_GRACE_S if scenario.store == "postgres" else None
+    # Only a fault of the idempotency store stops claims.
+    grace = CLAIM_GRACE_S if scenario.store == "postgres" or setup.idempotency_url else None
     return check_history(
         entries, effects, events, window, claim_grace_s=grace, switch_bound_s=switch_bound
     )
@@ -389,15 +421,22 @@ def quick_scenarios() -> list[Scenario]:
 
 
 def full_scenarios() -> list[Scenario]:
-    """The gate's drill set: each store under each fault; the backup module on a paused server."""
+    """The gate's drill set: each store under each fault; the backup module on a paused server.
+
+    Idempotency on Redis is drilled paused and cut off, not killed: the drill's Redis keeps
+    nothing on disk, so a kill loses acknowledged records by design of the server (the store
+    then refuses every call, never running a handler twice, until an operator re-initialises
+    it), and the effects kept beside them are lost with them.
+    """
     pg = MODULES["postgres"]
+    redis_idempotency = (*MODULES["redis"], "idempotency")
     return [
         Scenario("postgres", "pause", (*pg, "backup")),
         Scenario("postgres", "kill"),
         Scenario("postgres", "disconnect"),
-        Scenario("redis", "pause"),
+        Scenario("redis", "pause", redis_idempotency),
         Scenario("redis", "kill"),
-        Scenario("redis", "disconnect"),
+        Scenario("redis", "disconnect", redis_idempotency),
     ]
 
 

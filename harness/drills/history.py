@@ -60,7 +60,7 @@ class HistoryVerdict:
 def check_history(
     entries: Iterable[Mapping[str, Any]],
     effects: Mapping[str, int],
-    audit_events: Mapping[str, int],
+    audit_events: Mapping[str, int] | None,
     window: Window,
     *,
     claim_grace_s: float | None,
@@ -68,9 +68,10 @@ def check_history(
 ) -> HistoryVerdict:
     """Judge every request in ``entries`` (the workers' logs) against the durable state.
 
-    ``effects`` and ``audit_events`` count rows per key. With ``claim_grace_s`` (the faulted
-    store is the idempotency store), a handler that started later than that after the fault
-    and before it was undone ran without a claim. With
+    ``effects`` and ``audit_events`` count rows per key (``audit_events`` None: the effects
+    went where no audit event can join them, and the audit rule is not checked). With
+    ``claim_grace_s`` (the faulted store is the idempotency store), a handler that started
+    later than that after the fault and before it was undone ran without a claim. With
     ``switch_bound_s``, a request that found the kill switch open later than that after the
     fault (and before the undo) went through a switch that should have read engaged.
     """
@@ -122,7 +123,7 @@ def check_history(
                 lost.append(key)
             else:
                 differing.append(key)
-        if int(audit_events.get(key, 0)) != count:
+        if audit_events is not None and int(audit_events.get(key, 0)) != count:
             unaudited.append(key)
     verdict.add("idempotency", "duplicated effects", duplicated)
     verdict.add("idempotency", "acknowledged but lost effects", lost)

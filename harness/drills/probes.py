@@ -158,10 +158,15 @@ class IdempotencyProbe(Probe):
     seconds, never under 2): the first refusal can come that late, though it usually comes
     after the store timeout."""
 
-    def __init__(self, url: str, tenant: str) -> None:
-        from pytest_reliability.idempotency import IdempotencyEngine
+    def __init__(self, config: Any, tenant: str) -> None:
+        from dataclasses import replace
 
-        self.engine = IdempotencyEngine.from_url(url, timeout=STORE_TIMEOUT, ensure_schema=False)
+        from harness.drills.traffic import open_idempotency
+
+        self.engine = open_idempotency(replace(config, store_timeout=STORE_TIMEOUT))
+        if (config.idempotency_url or config.database_url).startswith("redis"):
+            # Every reply and connect bounded by the socket timeout; a refused call may settle.
+            self.fail_closed_bound_s = 3 * STORE_TIMEOUT + 0.5
         self.tenant = tenant
         self._keys = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]

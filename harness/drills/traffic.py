@@ -59,6 +59,11 @@ class TrafficConfig:
     staleness: float = 1.0
     poll_interval: float = 0.25
     max_seconds: float = 120.0
+    idempotency_url: str = ""
+    """The idempotency store when not ``database_url``: a Redis URL, whose effects then go into
+    the hash ``effects_key`` in the completion's ``MULTI`` (no audit event: it cannot join)."""
+    idempotency_prefix: str = ""
+    effects_key: str = ""
     ack_delay: float = 0.3
     """Seconds the planted bug sleeps between its early acknowledgement and the effect."""
 
@@ -191,6 +196,9 @@ def _handler(
             # The planted bug: the caller hears "done" before the effect is durable.
             log(ev="early_ack", key=key, response=response)
             time.sleep(config.ack_delay)
+        if config.effects_key:
+            attempt.defer(lambda pipe: pipe.hincrby(config.effects_key, key, 1))
+            return response
         conn = attempt.connection
         conn.execute(insert, {"key": key, "worker": worker})
         audit.append(
@@ -201,22 +209,39 @@ def _handler(
     return handle
 
 
+def open_idempotency(config: TrafficConfig, *, initialize: bool = False) -> Any:
+    """The idempotency engine on the drill's store, with the drill's store timeout."""
+    from pytest_reliability.idempotency import IdempotencyEngine
+
+    url = config.idempotency_url or config.database_url
+    if not url.startswith("redis"):
+        return IdempotencyEngine.from_url(url, timeout=config.store_timeout, ensure_schema=False)
+    with warnings.catch_warnings():
+        # The drill's Redis keeps nothing on disk, by design of its image.
+        warnings.filterwarnings("ignore", "Redis idempotency store", RuntimeWarning)
+        return IdempotencyEngine.from_url(
+            url,
+            prefix=config.idempotency_prefix,
+            durability="warn",
+            initialize=initialize,
+            socket_timeout=config.store_timeout,
+            socket_connect_timeout=config.store_timeout,
+        )
+
+
 def run_worker(config: TrafficConfig, worker: int, log_path: Path, stop: Path) -> int:
     """The worker loop; returns the exit code."""
     from pytest_reliability.audit import AuditLog
     from pytest_reliability.db import make_engine
-    from pytest_reliability.idempotency import IdempotencyEngine
     from pytest_reliability.ops.kill_switch import KillSwitches
     from pytest_reliability.tenancy import tenant_scope
 
     engine = make_engine(config.database_url)
     audit = AuditLog(engine, timeout=config.store_timeout)
-    idem = IdempotencyEngine.from_url(
-        config.database_url, timeout=config.store_timeout, ensure_schema=False
-    )
+    idem = open_idempotency(config)
     # The drill's Redis keeps nothing on disk, by design of its image: that risk is drilled.
     durability = {"durability": "warn"} if config.switches_url.startswith("redis") else {}
-    warnings.filterwarnings("ignore", "Redis kill switch store", RuntimeWarning)
+    warnings.filterwarnings("ignore", "Redis (kill switch|idempotency) store", RuntimeWarning)
     # Warnings the modules log about a store failing are the drill's point: the log says it.
     logging.getLogger("pytest_reliability").setLevel(logging.ERROR)
     switches = KillSwitches.from_url(
