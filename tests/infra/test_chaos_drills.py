@@ -260,8 +260,10 @@ def test_the_chaos_gate_runs_a_drill_and_writes_its_section(
     assert "chaos-validation: PASSED" in done.stdout
     section = json.loads(report.read_text(encoding="utf-8"))["chaos_drills"]
     assert [(d["module"], d["store"], d["fault"]) for d in section["drills"]] == [
-        ("kill_switch", "redis", "pause")
+        ("kill_switch", "redis", "pause"),
+        ("idempotency", "redis", "pause"),
     ]
+    assert all(d["histories_checked"] > 0 for d in section["drills"])
     assert section["violations"] == 0
 
 
