@@ -163,6 +163,13 @@ class Deadline:
         fd = conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
         self._token = _WATCHDOG.arm(fd, time.monotonic() + self.timeout)
 
+    def arm_dbapi(self, dbapi_connection: Any) -> None:
+        """Start the clock for a driver connection (a psycopg one; others are left unbounded)."""
+        pgconn = getattr(dbapi_connection, "pgconn", None)
+        if pgconn is None or self._token is not None:
+            return
+        self._token = _WATCHDOG.arm(pgconn.socket, time.monotonic() + self.timeout)
+
     def disarm(self) -> None:
         """Stop the clock; records in :attr:`fired` whether the deadline cut the call."""
         if self._token is not None:

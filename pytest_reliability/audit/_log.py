@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING, Any, final
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from pytest_reliability._sql_bounds import (
+    DEFAULT_STORE_TIMEOUT,
+    Deadline,
+    bound_engine,
+    check_timeout,
+)
 from pytest_reliability.audit._chain import (
     GENESIS_HASH,
     AuditEvent,
@@ -162,6 +168,12 @@ class AuditLog(_Base):
     Call :func:`pytest_reliability.db.create_schema` once before the first append. Appends for
     one tenant are serialised (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so
     concurrent writers in any number of threads or processes extend one gapless chain.
+
+    ``timeout`` bounds an append in its own transaction on PostgreSQL (connect, lock wait,
+    statements, commit), client-side, so it holds against a frozen server too: past it the
+    append raises :class:`~pytest_reliability.errors.StoreUnavailable`. As with any lost answer
+    to a commit, the event may still be committed if the server had received the commit; the
+    chain stays whole either way, and the caller must treat the action as not audited.
     """
 
     def __init__(
@@ -170,10 +182,13 @@ class AuditLog(_Base):
         *,
         clock: Clock | None = None,
         max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES,
+        timeout: float = DEFAULT_STORE_TIMEOUT,
     ) -> None:
         self._dialect: AuditDialect = dialect_for(engine)
         super().__init__(clock, max_details_bytes)
         self.engine = engine
+        self.timeout = check_timeout(timeout)
+        bound_engine(engine, self.timeout)
         # The last head this log wrote per tenant: a hint that saves a read, never trusted (the
         # database refuses an event that does not extend the real head).
         self._heads: dict[str, tuple[int, str]] = {}
@@ -204,12 +219,7 @@ class AuditLog(_Base):
                     connection.begin()  # what connection.execute() would do (autobegin)
                 row = self._append(connection.connection.driver_connection, tenant, fields, False)
             else:
-                with engine_guard(self.engine):
-                    raw = self.engine.raw_connection()
-                    try:
-                        row = self._append(raw.driver_connection, tenant, fields, True)
-                    finally:
-                        raw.close()
+                row = self._append_own(tenant, fields)
         except DBAPIError as exc:
             raise StoreUnavailable(f"audit append failed: {exc.orig}") from exc
         except SQLAlchemyError as exc:
@@ -221,6 +231,31 @@ class AuditLog(_Base):
         event = AuditEvent.from_row(row)
         _notify(event)
         return event
+
+    def _append_own(self, tenant: str, fields: tuple[str, str, str, str, str]) -> ChainRow:
+        """Append in a transaction of our own, under the client-side deadline."""
+        deadline = Deadline(self.timeout)
+        with engine_guard(self.engine):
+            raw = self.engine.raw_connection()
+            try:
+                deadline.arm_dbapi(raw.driver_connection)
+                return self._append(raw.driver_connection, tenant, fields, True)
+            except Exception as exc:
+                deadline.disarm()
+                if deadline.fired:
+                    raise StoreUnavailable(
+                        f"audit append did not answer within {self.timeout:g} s "
+                        f"(client-side deadline; a commit the server already received may "
+                        f"still land): {type(exc).__name__}"
+                    ) from exc
+                raise
+            finally:
+                deadline.disarm()
+                driver = raw.driver_connection
+                if deadline.fired or getattr(driver, "broken", False):
+                    # Cut by the deadline or lost with the server: dead, never hand it out again.
+                    raw.invalidate()
+                raw.close()
 
     def _append(
         self, dbapi: Any, tenant: str, fields: tuple[str, str, str, str, str], own: bool

@@ -10,7 +10,9 @@ Two tools, for two situations:
   (no registry), with pause, stop, kill, restart and network disconnect through the Docker SDK.
   The ``containers`` fixture hands these out and removes them after the test.
 
-Faults are recorded in the report's ``chaos`` facts (:func:`record_chaos_faults`).
+Faults are recorded in the report's ``chaos`` facts (:func:`record_chaos_faults`). Outage
+drills record what they measured with :func:`record_drill`; the report's ``chaos_drills``
+section (:func:`chaos_drills_section`) holds them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from pytest_reliability.chaos_infra._containers import (
     docker_client,
     start_container,
     sweep_leftovers,
+)
+from pytest_reliability.chaos_infra._drills import (
+    DrillResult,
+    chaos_drills_section,
+    record_drill,
+    recorded_drills,
 )
 from pytest_reliability.chaos_infra._images import (
     ImageRecipe,
@@ -39,15 +47,19 @@ __all__ = [
     "OWNER_LABEL",
     "ContainerPool",
     "Containers",
+    "DrillResult",
     "FaultProxy",
     "ImageRecipe",
     "ManagedContainer",
+    "chaos_drills_section",
     "docker_client",
     "ensure_image",
     "open_recorded_proxy",
     "postgres_ready",
     "postgres_recipe",
     "record_chaos_faults",
+    "record_drill",
+    "recorded_drills",
     "redis_ready",
     "redis_recipe",
     "start_container",

@@ -59,8 +59,8 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     The built-in gates run again over all tests, so a required category proven by any shard
     counts; hook gates keep each shard's verdict (the worst one per name). A test present in
     several shards keeps its last entry. Every shard's seed is kept (``run.seeds``), and every
-    shard's restore drills (``backups``); a run given twice (directly or inside a merged report)
-    is a ReportError.
+    shard's restore drills (``backups``) and outage drills (``chaos_drills``); a run given twice
+    (directly or inside a merged report) is a ReportError.
     """
     if not reports:
         raise ReportError("nothing to merge: give at least one report")
@@ -78,6 +78,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     errors: dict[str, Any] = {}
     sections: dict[str, Any] = {}
     drills: list[Any] = []
+    outage: list[Any] = []
     required: list[str] = []
     for report in reports:
         for test in report["tests"]:
@@ -86,6 +87,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             errors.setdefault(error["nodeid"], error)
         sections.update(report.get("sections", {}))
         drills.extend(report.get("backups", {}).get("drills", ()))
+        outage.extend(report.get("chaos_drills", {}).get("drills", ()))
         for category in report["run"]["required_categories"]:
             if category not in required:
                 required.append(category)
@@ -153,4 +155,13 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         drills.sort(key=lambda d: (str(d.get("finished_at", "")), str(d["backup"])))
         passed = sum(1 for d in drills if d["status"] == "passed")
         merged["backups"] = {"drills": drills, "passed": passed, "failed": len(drills) - passed}
+    if outage:  # every shard's outage drills, oldest first
+        outage.sort(key=lambda d: (str(d.get("finished_at", "")), str(d["module"])))
+        passed = sum(1 for d in outage if d["status"] == "passed")
+        merged["chaos_drills"] = {
+            "drills": outage,
+            "passed": passed,
+            "failed": len(outage) - passed,
+            "violations": sum(len(d["violations"]) for d in outage),
+        }
     return merged

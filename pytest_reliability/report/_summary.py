@@ -73,6 +73,24 @@ def _chaos_property(report: Mapping[str, Any], escape: Callable[[str], str] = st
     return lines + shrunk[:_LISTED]
 
 
+def _outage_drills(report: Mapping[str, Any], escape: Callable[[str], str] = str) -> str | None:
+    """Return one line on the run's outage drills (``chaos_drills``), or None."""
+    section = report.get("chaos_drills")
+    if not section:
+        return None
+    line = (
+        f"outage drills: {section['passed']} passed, {section['failed']} failed, "
+        f"{section['violations']} violations"
+    )
+    failed = [d for d in section["drills"] if d["status"] != "passed"]
+    if failed:
+        first = failed[0]
+        where = f"{first['module']} on {first['store']} {first['fault']}"
+        why = first["violations"][0] if first["violations"] else "no violation listed"
+        line += f" (first failure {escape(where)}: {escape(why)})"
+    return line
+
+
 def _categories(report: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     found: dict[str, tuple[int, int]] = {}
     for test in report["tests"]:
@@ -134,11 +152,13 @@ def summary_markdown(report: Mapping[str, Any]) -> str:
     totals = _facts_totals(report)
     drills = _drills(report, _escape)
     chaos_property = _chaos_property(report, _escape)
-    if totals or drills or chaos_property:
+    outage = _outage_drills(report, _escape)
+    if totals or drills or chaos_property or outage:
         out += ["", "### Reliability facts", ""]
         out += [f"- {name}: {value}" for name, value in totals.items()]
         out += [f"- {drills}"] if drills else []
         out += [f"- {line}" for line in chaos_property]
+        out += [f"- {outage}"] if outage else []
     problems = _problems(report)
     if problems:
         out += ["", "### Failing and flaky tests", ""]
@@ -176,5 +196,7 @@ def summary_text(report: Mapping[str, Any]) -> str:
     drills = _drills(report)
     out += [drills] if drills else []
     out += _chaos_property(report)
+    outage = _outage_drills(report)
+    out += [outage] if outage else []
     out += _problems(report)[:_LISTED]
     return "\n".join(out) + "\n"

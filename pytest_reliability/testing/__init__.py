@@ -19,7 +19,7 @@ from pytest_reliability.testing._chaos_invariants import (
 from pytest_reliability.testing._checker import (
     CheckStats,
     IdempotencyChecker,
-    exactly_once_problem,
+    exactly_once_violation,
 )
 from pytest_reliability.testing._sequences import (
     DELIVERY_KINDS,
@@ -39,5 +39,5 @@ __all__ = [
     "assert_kill_switch_engaged",
     "assert_no_acknowledged_write_lost",
     "assert_not_ready",
-    "exactly_once_problem",
+    "exactly_once_violation",
 ]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pytest_reliability.errors import ChaosInvariantViolated
-from pytest_reliability.testing._checker import exactly_once_problem
+from pytest_reliability.testing._checker import exactly_once_violation
 
 if TYPE_CHECKING:
     from pytest_reliability.ops.chaos_engine import AppliedSchedule
@@ -62,7 +62,7 @@ def assert_exactly_once(
     """
     acked = acknowledged or {}
     for key in sorted({*effects, *acked}, key=str):
-        problem = exactly_once_problem(int(effects.get(key, 0)), list(acked.get(key, ())))
+        problem = exactly_once_violation(int(effects.get(key, 0)), list(acked.get(key, ())))
         if problem is not None:
             _violated(run, "exactly one effect per key", f"key {key!r}: {problem}")
 

@@ -20,7 +20,7 @@ from pytest_reliability.errors import IdempotencyInProgress, LeaseLost
 from pytest_reliability.idempotency._crash import SimulatedCrash, SimulatedFailure, scheduled_fault
 from pytest_reliability.testing._sequences import Delivery, RequestSequence
 
-__all__ = ["CheckStats", "IdempotencyChecker", "exactly_once_problem"]
+__all__ = ["CheckStats", "IdempotencyChecker", "exactly_once_violation"]
 
 
 @final
@@ -48,12 +48,14 @@ class CheckStats:
         }
 
 
-def exactly_once_problem(effects: int, acknowledged: Sequence[Any]) -> str | None:
-    """What is wrong with one key's history, or ``None``: the exactly-once model.
+def exactly_once_violation(effects: int, acknowledged: Sequence[Any]) -> str | None:
+    """Judge one key's history: what is wrong with it, or ``None`` when it is exactly-once.
 
-    ``effects`` is how many effects the key had, ``acknowledged`` the responses the client
-    received for it. At most one effect; exactly one when any delivery was acknowledged; every
-    acknowledged response equal to the first.
+    ``effects`` is how many effects the key left in durable state; ``acknowledged`` holds the
+    responses its callers were given. More than one effect is a duplicate; an acknowledged key
+    without exactly one effect lost an acknowledged effect; acknowledged responses must all
+    equal the first. The checker judges every key of every example with this, and so does the
+    outage drills' history check.
     """
     if effects > 1:
         return f"{effects} effects"
@@ -171,7 +173,7 @@ class IdempotencyChecker:
         for i, key in enumerate(keys):
             count = self._effects(key)
             self._record(delivered[i], count, len(acked[i]))
-            problem = exactly_once_problem(count, acked[i])
+            problem = exactly_once_violation(count, acked[i])
             if problem is not None:
                 raise AssertionError(
                     f"idempotency violated for request {i} (key {key!r}): {problem}\n"

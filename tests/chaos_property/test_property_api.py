@@ -53,7 +53,7 @@ def test_the_strategies_and_invariants() -> None:
         "assert_kill_switch_engaged",
         "assert_no_acknowledged_write_lost",
         "assert_not_ready",
-        "exactly_once_problem",
+        "exactly_once_violation",
     }
     assert invariants <= set(testing.__all__)
     for name in invariants:

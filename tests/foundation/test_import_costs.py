@@ -50,6 +50,7 @@ COSTS: dict[str, set[str]] = {
     "from pytest_reliability.report import metrics_text": set(),
     "import pytest_reliability.fixtures": set(),
     "import pytest_reliability.hookspecs": {"pytest"},
+    "from pytest_reliability.chaos_infra import DrillResult, record_drill": set(),
     "import pytest_reliability.tables": {"sqlalchemy"},
 }
 

@@ -66,7 +66,7 @@ def test_the_checker_lives_in_testing_and_is_still_importable_from_idempotency()
         "assert_kill_switch_engaged",
         "assert_no_acknowledged_write_lost",
         "assert_not_ready",
-        "exactly_once_problem",
+        "exactly_once_violation",
     }
     for name in ("CheckStats", "IdempotencyChecker", "Delivery", "RequestSequence"):
         assert getattr(idempotency, name) is getattr(testing, name)

@@ -124,7 +124,8 @@ def test_production_gate_audit_passes_and_unknown_gates_are_refused(
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_gate_scripts_are_shellcheck_clean() -> None:
     scripts = [
-        str(ROOT / "ci" / s) for s in ("reliability-validation.sh", "production-validation.sh")
+        str(ROOT / "ci" / s)
+        for s in ("reliability-validation.sh", "production-validation.sh", "chaos-validation.sh")
     ]
     done = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
@@ -133,7 +134,7 @@ def test_gate_scripts_are_shellcheck_clean() -> None:
 
 
 def test_gate_scripts_only_call_commands() -> None:
-    for script in ("reliability-validation.sh", "production-validation.sh"):
+    for script in ("reliability-validation.sh", "production-validation.sh", "chaos-validation.sh"):
         text = (ROOT / "ci" / script).read_text(encoding="utf-8")
         assert "<<'" not in text, f"{script} embeds a heredoc"
         assert '"$python" -' not in text.replace('"$python" -m', ""), script
