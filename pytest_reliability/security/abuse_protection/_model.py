@@ -1,0 +1,188 @@
+"""The values abuse protection speaks in: tiers, signals and decisions.
+
+A :class:`Signal` says who did what (a subject such as a client IP, an API key or an account
+name; a request, a failed login or a response status), a :class:`Decision` what the service
+should do about it. Both are immutable; a signal is validated when it is made, so a malformed
+one never reaches a store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Final, final
+
+from pytest_reliability.errors import InvalidAbusePolicy, InvalidSignal
+
+__all__ = [
+    "SUBJECT_MAX_LENGTH",
+    "Decision",
+    "Signal",
+    "SignalKind",
+    "Tier",
+    "subject_label",
+]
+
+SUBJECT_MAX_LENGTH: Final = 256
+"""The longest subject or account accepted (an IPv6 address, an API key id, an e-mail)."""
+PATH_MAX_LENGTH: Final = 2048
+"""Paths longer than this are cut before they are counted (never stored in full anyway)."""
+
+
+class Tier(IntEnum):
+    """How a subject is treated, in escalation order: each tier includes the ones below."""
+
+    NORMAL = 0
+    """Allowed; nothing detected."""
+    WARN = 1
+    """Allowed, but a detector fired: watched, logged, one step from throttling."""
+    THROTTLE = 2
+    """Rate-limited: requests over the throttle rate get 429 with ``Retry-After``."""
+    BLOCK = 3
+    """Everything denied (403) until the block expires."""
+
+    @classmethod
+    def parse(cls, value: object) -> Tier:
+        """Return the tier named ``value`` (``"block"``, ``"BLOCK"``, a Tier or 0-3)."""
+        if isinstance(value, Tier):
+            return value
+        if isinstance(value, str) and value.upper() in cls.__members__:
+            return cls[value.upper()]
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3:
+            return cls(value)
+        raise InvalidAbusePolicy(
+            f"unknown tier {value!r}: use one of {', '.join(t.name for t in cls)}"
+        )
+
+
+class SignalKind(StrEnum):
+    """What a signal reports."""
+
+    REQUEST = "request"
+    """A request arrived (path known): burst, scraping and probe detectors count it."""
+    AUTH_FAILURE = "auth_failure"
+    """An authentication failed for ``account``: the auth spam detector counts it."""
+    RESPONSE = "response"
+    """A response was sent with ``status``: the error-share detector counts it."""
+
+
+def _check_text(what: str, value: object, *, limit: int = SUBJECT_MAX_LENGTH) -> str:
+    if not isinstance(value, str):
+        raise InvalidSignal(f"signal {what} must be a str, not {type(value).__name__}")
+    if not value:
+        raise InvalidSignal(f"signal {what} must not be empty")
+    if len(value) > limit:
+        raise InvalidSignal(f"signal {what} is {len(value)} characters long; the limit is {limit}")
+    if not value.isprintable() or " " in value:  # isprintable refuses other whitespace
+        raise InvalidSignal(f"signal {what} has whitespace or non-printable characters")
+    return value
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One event about one subject. Build it with :meth:`request`, :meth:`auth_failure` or
+    :meth:`response`; the tenant comes from the tenant context when it is decided.
+
+    ``subject`` is who is acting (client IP, API key id, account), 1-256 printable characters
+    without whitespace. ``account`` (auth failures) is the account the attempt named.
+    """
+
+    kind: SignalKind
+    subject: str
+    path: str | None = None
+    status: int | None = None
+    account: str | None = None
+
+    def __post_init__(self) -> None:
+        kind: object = self.kind
+        if not isinstance(kind, SignalKind):
+            try:
+                object.__setattr__(self, "kind", SignalKind(str(kind)))
+            except ValueError:
+                raise InvalidSignal(f"unknown signal kind {self.kind!r}") from None
+        _check_text("subject", self.subject)
+        if self.path is not None:
+            if not isinstance(self.path, str):
+                raise InvalidSignal(f"signal path must be a str, not {type(self.path).__name__}")
+            if len(self.path) > PATH_MAX_LENGTH:
+                object.__setattr__(self, "path", self.path[:PATH_MAX_LENGTH])
+        if self.status is not None and (
+            isinstance(self.status, bool)
+            or not isinstance(self.status, int)
+            or not 100 <= self.status <= 599
+        ):
+            raise InvalidSignal(f"signal status {self.status!r} is not an HTTP status 100-599")
+        if self.account is not None:
+            _check_text("account", self.account)
+        if self.kind is SignalKind.AUTH_FAILURE and self.account is None:
+            raise InvalidSignal("an auth_failure signal needs the account it named")
+        if self.kind is SignalKind.RESPONSE and self.status is None:
+            raise InvalidSignal("a response signal needs its status")
+
+    @classmethod
+    def request(cls, subject: str, path: str = "/") -> Signal:
+        """A request from ``subject`` for ``path``."""
+        return cls(SignalKind.REQUEST, subject, path=path)
+
+    @classmethod
+    def auth_failure(cls, subject: str, account: str) -> Signal:
+        """A failed authentication by ``subject`` naming ``account``."""
+        return cls(SignalKind.AUTH_FAILURE, subject, account=account)
+
+    @classmethod
+    def response(cls, subject: str, status: int, path: str | None = None) -> Signal:
+        """A response with ``status`` sent to ``subject``."""
+        return cls(SignalKind.RESPONSE, subject, path=path, status=status)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one signal.
+
+    ``allowed`` is the answer; ``status`` the HTTP status a middleware sends when it is not
+    (429 throttled, 403 blocked, 503 store unavailable; 200 when allowed). ``tier`` is the
+    subject's tier after the signal, ``None`` when the store could not say. ``retry_after`` is
+    in seconds (0 when allowed). ``detector`` and ``reason`` say what escalated or denied.
+    """
+
+    allowed: bool
+    tier: Tier | None
+    status: int
+    retry_after: float = 0.0
+    detector: str | None = None
+    reason: str = ""
+    escalated_from: Tier | None = None
+    store_unavailable: bool = False
+
+    @property
+    def escalated(self) -> bool:
+        """Whether this signal raised the subject's tier."""
+        return (
+            self.escalated_from is not None
+            and self.tier is not None
+            and self.tier > self.escalated_from
+        )
+
+    def retry_after_header(self) -> str | None:
+        """The ``Retry-After`` value (whole seconds, at least 1) for a denial, else ``None``."""
+        if self.allowed:
+            return None
+        return str(max(1, int(-(-self.retry_after // 1))))
+
+
+def subject_label(subject: str) -> str:
+    """How a subject appears in audit events and reports: an IP address as itself, anything
+    else (an API key, an account) as ``sha256:`` and 16 hex digits, so no secret is logged."""
+    try:
+        return str(ipaddress.ip_address(subject))
+    except ValueError:
+        return "sha256:" + hashlib.sha256(subject.encode()).hexdigest()[:16]
+
+
+def member_hash(value: str) -> str:
+    """A short digest of a counted value (a path, an account): stores never keep the value."""
+    return hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
