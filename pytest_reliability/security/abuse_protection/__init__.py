@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from pytest_reliability.security.abuse_protection._memory_store import (
         MemoryAbuseStore,
     )
+    from pytest_reliability.security.abuse_protection._middleware import (
+        AbuseASGIMiddleware,
+        AbuseWSGIMiddleware,
+        SubjectExtractor,
+    )
     from pytest_reliability.security.abuse_protection._model import (
         SUBJECT_MAX_LENGTH,
         Decision,
@@ -75,10 +80,12 @@ __all__ = [
     "PERMISSION_UNBLOCK",
     "STORE_KIND",
     "SUBJECT_MAX_LENGTH",
+    "AbuseASGIMiddleware",
     "AbuseOps",
     "AbusePolicy",
     "AbuseProtection",
     "AbuseStore",
+    "AbuseWSGIMiddleware",
     "AuthSpam",
     "Check",
     "Decision",
@@ -91,6 +98,7 @@ __all__ = [
     "Scraping",
     "Signal",
     "SignalKind",
+    "SubjectExtractor",
     "SubjectStatus",
     "Threshold",
     "Tier",
@@ -105,10 +113,12 @@ _HOMES = {
     "AUDIT_ENFORCED": "._auditing",
     "AUDIT_ESCALATED": "._auditing",
     "AUDIT_UNBLOCKED": "._auditing",
+    "AbuseASGIMiddleware": "._middleware",
     "AbuseOps": "._ops",
     "AbusePolicy": "._policy",
     "AbuseProtection": "._protection",
     "AbuseStore": "._store",
+    "AbuseWSGIMiddleware": "._middleware",
     "AuthSpam": "._detectors",
     "Check": "._detectors",
     "DEFAULT_BLOCK_LADDER": "._policy",
@@ -128,6 +138,7 @@ _HOMES = {
     "Scraping": "._detectors",
     "Signal": "._model",
     "SignalKind": "._model",
+    "SubjectExtractor": "._middleware",
     "SubjectStatus": "._protection",
     "Threshold": "._detectors",
     "Tier": "._model",
