@@ -28,6 +28,7 @@ PUBLIC = {
     "AbuseOps",
     "AbusePolicy",
     "AbuseProtection",
+    "AbuseScenario",
     "AbuseStore",
     "AbuseWSGIMiddleware",
     "AuthSpam",

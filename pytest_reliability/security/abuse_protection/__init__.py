@@ -62,6 +62,9 @@ if TYPE_CHECKING:
         AbuseProtection,
         SubjectStatus,
     )
+    from pytest_reliability.security.abuse_protection._scenario import (
+        AbuseScenario,
+    )
     from pytest_reliability.security.abuse_protection._store import (
         STORE_KIND,
         AbuseStore,
@@ -84,6 +87,7 @@ __all__ = [
     "AbuseOps",
     "AbusePolicy",
     "AbuseProtection",
+    "AbuseScenario",
     "AbuseStore",
     "AbuseWSGIMiddleware",
     "AuthSpam",
@@ -117,6 +121,7 @@ _HOMES = {
     "AbuseOps": "._ops",
     "AbusePolicy": "._policy",
     "AbuseProtection": "._protection",
+    "AbuseScenario": "._scenario",
     "AbuseStore": "._store",
     "AbuseWSGIMiddleware": "._middleware",
     "AuthSpam": "._detectors",
