@@ -359,9 +359,11 @@ class Scraping:
     """
 
     __slots__ = (
+        "_distinct",
         "_known",
         "_prefixes",
         "_probe",
+        "_responses",
         "_suffixes",
         "distinct_paths",
         "error_share",
@@ -398,6 +400,43 @@ class Scraping:
         if distinct_paths is None and error_share is None and not self.probe_paths:
             raise InvalidAbusePolicy("scraping needs distinct_paths, error_share or probe paths")
         self._known: dict[str, bool] = {}
+        # The checks' constant parts, made once: these run on every request.
+        t = distinct_paths
+        self._distinct = (
+            None
+            if t is None
+            else (
+                t.window_ms,
+                t.limit,
+                name,
+                int(t.tier),
+                f"more than {t.limit} distinct paths in {t.window:g}s",
+            )
+        )
+        self._responses: tuple[tuple[Check, ...], tuple[Check, ...]] | None = None
+        if (e := error_share) is not None:
+            w = max(1, round(e.window * 1000))
+            statuses = "/".join(map(str, sorted(e.statuses)))
+            ratio = Check(
+                0,
+                "r",
+                "err",
+                w,
+                e.share,
+                "resp",
+                name,
+                int(e.tier),
+                f"{e.share:.0%} or more of the answers were {statuses}",
+                e.min_responses,
+            )
+            self._responses = tuple(
+                (
+                    Check(0, "c", "resp", w, -1, 1, name, 0, ""),
+                    Check(0, "c", "err", w, -1, bad, name, 0, ""),
+                    ratio,
+                )
+                for bad in (0, 1)
+            )  # type: ignore[assignment]
         self._probe = Check(
             0,
             "c",
@@ -438,43 +477,19 @@ class Scraping:
 
     def checks(self, signal: Signal) -> Iterable[Check]:
         """Distinct paths and probes for a request; the error share for a response."""
-        out: list[Check] = []
-        n = self.name
-        if signal.kind is SignalKind.REQUEST and signal.path is not None:
-            if (t := self.distinct_paths) is not None:
-                out.append(
-                    Check(
-                        0,
-                        "d",
-                        "paths",
-                        t.window_ms,
-                        t.limit,
-                        member_hash(signal.path),
-                        n,
-                        int(t.tier),
-                        f"more than {t.limit} distinct paths in {t.window:g}s",
-                    )
-                )
-            if self.probe_paths and self.is_probe(signal.path):
-                out.append(self._probe)
-        elif signal.kind is SignalKind.RESPONSE and (e := self.error_share) is not None:
-            w = max(1, round(e.window * 1000))
-            bad = 1 if signal.status in e.statuses else 0
-            out.append(Check(0, "c", "resp", w, -1, 1, n, 0, ""))
-            out.append(Check(0, "c", "err", w, -1, bad, n, 0, ""))
-            out.append(
-                Check(
-                    0,
-                    "r",
-                    "err",
-                    w,
-                    e.share,
-                    "resp",
-                    n,
-                    int(e.tier),
-                    f"{e.share:.0%} or more of the answers were "
-                    f"{'/'.join(map(str, sorted(e.statuses)))}",
-                    e.min_responses,
-                )
-            )
-        return out
+        if signal.kind is SignalKind.REQUEST:
+            path = signal.path
+            if path is None:
+                return ()
+            out: list[Check] = []
+            if (d := self._distinct) is not None:
+                out.append(Check(0, "d", "paths", d[0], d[1], member_hash(path), *d[2:]))
+            if self._suffixes or self._prefixes:
+                known = self._known.get(path)
+                if known if known is not None else self.is_probe(path):
+                    out.append(self._probe)
+            return out
+        if signal.kind is SignalKind.RESPONSE and (e := self._responses) is not None:
+            good, bad = e
+            return bad if signal.status in self.error_share.statuses else good  # type: ignore[union-attr]
+        return ()

@@ -1,7 +1,7 @@
 """The in-process store: rows in a dictionary, one lock, the transition run under it.
 
 For one instance (tests, a single worker) and as the bounded local fallback while a shared
-store is down. ``max_subjects`` bounds memory: past it the rows least recently used are evicted
+store is down. ``max_subjects`` bounds memory: past it the oldest rows are evicted
 first, except subjects still blocked, which are kept.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, final
 
@@ -31,7 +30,8 @@ class MemoryAbuseStore:
         if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
             raise ConfigurationError(f"max_rows {max_rows!r}: need a whole number >= 1")
         self.max_rows = max_rows
-        self._rows: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        # Insertion order is the eviction order (oldest first); a dict keeps it for free.
+        self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def apply(
@@ -56,8 +56,6 @@ class MemoryAbuseStore:
                     row = rows_map[key] = {}
                     if len(rows_map) > self.max_rows:
                         self._evict()
-                else:
-                    rows_map.move_to_end(key)
                 rows.append(row)
             return transition(rows, now_ms, checks, params, force=force, consume=consume)
 

@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Final, final
+from typing import Final, NamedTuple, final
 
 from pytest_reliability.errors import InvalidAbusePolicy, InvalidSignal
 
@@ -80,62 +80,83 @@ def _check_text(what: str, value: object, *, limit: int = SUBJECT_MAX_LENGTH) ->
     return value
 
 
+class _SignalFields(NamedTuple):
+    kind: SignalKind
+    subject: str
+    path: str | None
+    status: int | None
+    account: str | None
+
+
+def _fine(text: object) -> bool:
+    # The common case in one expression; _check_text says what is wrong otherwise.
+    return (
+        type(text) is str
+        and 0 < len(text) <= SUBJECT_MAX_LENGTH
+        and text.isprintable()  # refuses every whitespace but the space
+        and " " not in text
+    )
+
+
 @final
-@dataclass(frozen=True, slots=True)
-class Signal:
+class Signal(_SignalFields):
     """One event about one subject. Build it with :meth:`request`, :meth:`auth_failure` or
     :meth:`response`; the tenant comes from the tenant context when it is decided.
 
     ``subject`` is who is acting (client IP, API key id, account), 1-256 printable characters
-    without whitespace. ``account`` (auth failures) is the account the attempt named.
+    without whitespace. ``account`` (auth failures) is the account the attempt named. A signal
+    is an immutable tuple: it is made on every request, so it is cheap to make.
     """
 
-    kind: SignalKind
-    subject: str
-    path: str | None = None
-    status: int | None = None
-    account: str | None = None
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        kind: object = self.kind
-        if not isinstance(kind, SignalKind):
+    def __new__(
+        cls,
+        kind: SignalKind | str,
+        subject: str,
+        path: str | None = None,
+        status: int | None = None,
+        account: str | None = None,
+    ) -> Signal:
+        """Validate and build; a malformed field raises :class:`InvalidSignal`."""
+        if type(kind) is not SignalKind:
             try:
-                object.__setattr__(self, "kind", SignalKind(str(kind)))
+                kind = SignalKind(str(kind)) if isinstance(kind, str) else SignalKind(kind)
             except ValueError:
-                raise InvalidSignal(f"unknown signal kind {self.kind!r}") from None
-        _check_text("subject", self.subject)
-        if self.path is not None:
-            if not isinstance(self.path, str):
-                raise InvalidSignal(f"signal path must be a str, not {type(self.path).__name__}")
-            if len(self.path) > PATH_MAX_LENGTH:
-                object.__setattr__(self, "path", self.path[:PATH_MAX_LENGTH])
-        if self.status is not None and (
-            isinstance(self.status, bool)
-            or not isinstance(self.status, int)
-            or not 100 <= self.status <= 599
-        ):
-            raise InvalidSignal(f"signal status {self.status!r} is not an HTTP status 100-599")
-        if self.account is not None:
-            _check_text("account", self.account)
-        if self.kind is SignalKind.AUTH_FAILURE and self.account is None:
+                raise InvalidSignal(f"unknown signal kind {kind!r}") from None
+        if not _fine(subject):
+            _check_text("subject", subject)
+        if path is not None:
+            if type(path) is not str:
+                if not isinstance(path, str):
+                    raise InvalidSignal(f"signal path must be a str, not {type(path).__name__}")
+                path = str(path)
+            if len(path) > PATH_MAX_LENGTH:
+                path = path[:PATH_MAX_LENGTH]
+        if status is not None and (type(status) is not int or not 100 <= status <= 599):
+            raise InvalidSignal(f"signal status {status!r} is not an HTTP status 100-599")
+        if account is not None and not _fine(account):
+            _check_text("account", account)
+        if kind is SignalKind.AUTH_FAILURE and account is None:
             raise InvalidSignal("an auth_failure signal needs the account it named")
-        if self.kind is SignalKind.RESPONSE and self.status is None:
+        if kind is SignalKind.RESPONSE and status is None:
             raise InvalidSignal("a response signal needs its status")
+        return tuple.__new__(cls, (kind, subject, path, status, account))
 
     @classmethod
     def request(cls, subject: str, path: str = "/") -> Signal:
         """A request from ``subject`` for ``path``."""
-        return cls(SignalKind.REQUEST, subject, path=path)
+        return cls(SignalKind.REQUEST, subject, path)
 
     @classmethod
     def auth_failure(cls, subject: str, account: str) -> Signal:
         """A failed authentication by ``subject`` naming ``account``."""
-        return cls(SignalKind.AUTH_FAILURE, subject, account=account)
+        return cls(SignalKind.AUTH_FAILURE, subject, None, None, account)
 
     @classmethod
     def response(cls, subject: str, status: int, path: str | None = None) -> Signal:
         """A response with ``status`` sent to ``subject``."""
-        return cls(SignalKind.RESPONSE, subject, path=path, status=status)
+        return cls(SignalKind.RESPONSE, subject, path, status)
 
 
 @final

@@ -220,6 +220,8 @@ class AbusePolicy:
         object.__setattr__(self, "allow_subjects", subjects)
         networks = []
         for net in self.allow_networks:
+            if not isinstance(net, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
+                raise InvalidAbusePolicy(f"allow_networks: {net!r} is not a CIDR network")
             try:
                 networks.append(ipaddress.ip_network(net, strict=False))
             except (TypeError, ValueError):

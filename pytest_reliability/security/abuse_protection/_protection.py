@@ -30,6 +30,7 @@ from pytest_reliability.security.abuse_protection._memory_store import MemoryAbu
 from pytest_reliability.security.abuse_protection._model import (
     Decision,
     Signal,
+    SignalKind,
     Tier,
     _check_text,
     member_hash,
@@ -130,10 +131,16 @@ class AbuseProtection:
 
     # -- the hot path ---------------------------------------------------------------------
 
-    def _plan(self, signal: Signal) -> tuple[list[RowKey], list[Check]]:
-        checks: list[Check] = []
-        for detector in self.policy.detectors:
-            checks.extend(detector.checks(signal))
+    def _plan(self, signal: Signal) -> tuple[list[RowKey], Sequence[Check]]:
+        detectors = self.policy.detectors
+        checks: Sequence[Check]
+        if len(detectors) == 1:
+            found = detectors[0].checks(signal)
+            checks = found if isinstance(found, list | tuple) else list(found)
+        else:
+            checks = []
+            for detector in detectors:
+                checks.extend(detector.checks(signal))
         keys: list[RowKey] = [("s", signal.subject)]
         if signal.account is not None and any(c.row == 1 for c in checks):
             keys.append(("a", member_hash(signal.account)))
@@ -144,19 +151,29 @@ class AbuseProtection:
 
     def decide(self, signal: Signal) -> Decision:
         """Record ``signal`` and decide what to do with it (see :class:`Decision`)."""
-        if not isinstance(signal, Signal):
+        if type(signal) is not Signal:
             raise InvalidSignal(f"decide needs a Signal, not {type(signal).__name__}")
         tenant = current_tenant()
-        if self.policy.allow_listed(signal.subject):
+        subject = signal.subject
+        policy = self.policy
+        if subject in policy.allow_subjects or (
+            policy.allow_networks and policy.allow_listed(subject)
+        ):
             return _ALLOWED
         keys, checks = self._plan(signal)
-        now = self._now_ms()
-        consume = signal.kind != "response"
+        now = int(self.clock.time() * 1000)
+        consume = signal.kind is not SignalKind.RESPONSE
         try:
             out = self.store.apply(tenant, keys, now, checks, self._params, consume=consume)
         except StoreUnavailable as exc:
             return self._unavailable(tenant, signal, keys, checks, now, consume, exc)
-        return self._conclude(tenant, signal.subject, now, out, self.audit.actor, "decision")
+        if out.allowed and out.tier == out.from_tier and not out.detector and not out.expired_until:
+            # The common answer: nothing happened. No audit, no cache change, a shared object.
+            if self._blocked:
+                with self._blocked_lock:
+                    self._blocked.pop((tenant, subject), None)
+            return _QUIET[out.tier]
+        return self._conclude(tenant, subject, now, out, self.audit.actor, "decision")
 
     async def adecide(self, signal: Signal) -> Decision:
         """:meth:`decide` for asyncio code: a network store runs in a worker thread."""

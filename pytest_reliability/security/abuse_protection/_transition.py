@@ -68,7 +68,9 @@ def _weight(now: int, bucket: int, window: int) -> float:
 
 
 def _counter(row: dict[str, Any], name: str, window: int, now: int, amount: int) -> float:
-    counters = row.setdefault("c", {})
+    counters = row.get("c")
+    if counters is None:
+        counters = row["c"] = {}
     bucket = now // window
     c = counters.get(name)
     if c is None:
@@ -78,7 +80,9 @@ def _counter(row: dict[str, Any], name: str, window: int, now: int, amount: int)
         c[1] = 0
         c[0] = bucket
     c[1] += amount
-    return float(c[2] * _weight(now, bucket, window) + c[1])
+    if not c[2]:
+        return float(c[1])
+    return float(c[2] * ((window - (now - bucket * window)) / window) + c[1])
 
 
 def _peek(row: dict[str, Any], name: str, window: int, now: int) -> float:
@@ -161,7 +165,9 @@ def transition(
     """Apply one signal's ``checks`` (or an ops ``force``) to ``rows`` in place; decide."""
     s = rows[0]
     for r in rows:
-        now = max(now, r.get("t", 0))
+        seen = r.get("t", 0)
+        if seen > now:
+            now = seen
     tier = s.get("tier", NORMAL)
     until = s.get("until", 0)
     expired = 0
@@ -173,7 +179,7 @@ def transition(
         tier -= 1
         until = until + p.hold[tier] if tier else 0
         s["strk"] = 0
-    if s.get("off", 0) and now - s.get("offat", 0) >= p.memory:
+    if "off" in s and s["off"] and now - s.get("offat", 0) >= p.memory:
         s["off"] = 0
     from_tier = tier
     allowed, retry, detector, reason = True, 0, "", ""
@@ -242,7 +248,7 @@ def transition(
         else:
             s["es"] = s.get("es", 0) + 1
     s["tier"], s["until"] = tier, until
-    expires = max(now, until) + p.retention
+    expires = (until if until > now else now) + p.retention
     for r in rows:
         r["t"] = now
         r["x"] = expires
