@@ -108,6 +108,7 @@ for i = 1, #rows do
   if (rows[i].t or 0) > now then now = rows[i].t end
 end
 local tier = s.tier or 0
+local was_blocked = tier == 3
 local untl = s['until'] or 0
 local expired = 0
 if tier == 3 and now >= untl then
@@ -203,7 +204,7 @@ for i = 1, #rows do
 end
 if tier == 3 then
   redis.call('ZADD', KEYS[2], untl, ARGV[6])
-else
+elseif was_blocked then
   redis.call('ZREM', KEYS[2], ARGV[6])
 end
 local ok = 0

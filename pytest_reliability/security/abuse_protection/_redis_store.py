@@ -44,6 +44,7 @@ class RedisAbuseStore:
 
     __slots__ = (
         "_apply",
+        "_checks",
         "_durability",
         "_epoch",
         "_initialize",
@@ -77,6 +78,7 @@ class RedisAbuseStore:
         self._initialize = initialize
         self._epoch: str | None = None
         self._params: dict[Params, str] = {}
+        self._checks: dict[tuple[Check, ...], str] = {}
         # A server down now is not a configuration error: the first call retries and fails
         # closed until it is back. A reachable server that may drop writes is refused now.
         with contextlib.suppress(RedisError):
@@ -141,6 +143,19 @@ class RedisAbuseStore:
             )
         return text
 
+    def _checks_json(self, checks: Sequence[Check]) -> str:
+        if not checks:
+            return "[]"
+        if type(checks) is not tuple:
+            return json.dumps(checks)
+        # A detector's constant checks (a tuple) are encoded once.
+        text = self._checks.get(checks)
+        if text is None:
+            if len(self._checks) >= 256:
+                self._checks.clear()
+            text = self._checks[checks] = json.dumps(checks)
+        return text
+
     def _row_key(self, tenant: str, kind: str, name: str) -> str:
         return redis_key(self.prefix, "abuse", tenant, kind, name)
 
@@ -164,7 +179,7 @@ class RedisAbuseStore:
                 args=[
                     now_ms,
                     self._params_json(params),
-                    json.dumps(checks) if checks else "[]",
+                    self._checks_json(checks),
                     json.dumps(force) if force is not None else "",
                     "1" if consume else "0",
                     json.dumps([tenant, subject]),
