@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import gc
 import os
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -75,6 +76,25 @@ def measure(call: Callable[[str], Any], subjects: list[str], seconds: float) -> 
         "per_s": i / elapsed,
         "p50_us": latencies[len(latencies) // 2] / 1000,
         "p99_us": latencies[int(len(latencies) * 0.99)] / 1000,
+    }
+
+
+ROUNDS = 3
+
+
+def interleaved(
+    contenders: list[tuple[str, Callable[[str], Any]]], subjects: list[str], seconds: float
+) -> dict[str, dict[str, float]]:
+    """Measure the contenders in turn, ``ROUNDS`` times (``seconds`` split between the rounds),
+    and keep each one's median figures: on a shared machine the load drifts, and alternating
+    gives every contender the same drift."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in contenders}
+    for _ in range(ROUNDS):
+        for name, call in contenders:
+            runs[name].append(measure(call, subjects, seconds / ROUNDS))
+    return {
+        name: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for name, results in runs.items()
     }
 
 
@@ -132,15 +152,23 @@ def in_process(subjects: list[str], seconds: float) -> None:
     print("\n### In process, memory storage\n")
     print("| contender | decisions/s | p50 µs | p99 µs | throughput vs limits moving window |")
     print("|---|---|---|---|---|")
-    base = measure(anchor(MovingWindowRateLimiter, MemoryStorage()), subjects, seconds)
-    print(row("limits MovingWindowRateLimiter (MemoryStorage)", base, base))
-    swc = measure(anchor(SlidingWindowCounterRateLimiter, MemoryStorage()), subjects, seconds)
-    print(row("limits SlidingWindowCounterRateLimiter (MemoryStorage)", swc, base))
     with tenant_scope("bench"):
-        one = measure(ours("memory://", one_detector()), subjects, seconds)
-        print(row("AbuseProtection, request burst only (memory://)", one, base))
-        full = measure(ours("memory://", None), subjects, seconds)
-        print(row("AbuseProtection, every detector (memory://)", full, base))
+        results = interleaved(
+            [
+                ("limits MovingWindowRateLimiter (MemoryStorage)",
+                 anchor(MovingWindowRateLimiter, MemoryStorage())),
+                ("limits SlidingWindowCounterRateLimiter (MemoryStorage)",
+                 anchor(SlidingWindowCounterRateLimiter, MemoryStorage())),
+                ("AbuseProtection, request burst only (memory://)",
+                 ours("memory://", one_detector())),
+                ("AbuseProtection, every detector (memory://)", ours("memory://", None)),
+            ],
+            subjects,
+            seconds,
+        )  # fmt: skip
+    base = next(iter(results.values()))
+    for name, r in results.items():
+        print(row(name, r, base))
 
 
 def on_redis(subjects: list[str], seconds: float, url: str) -> None:
@@ -150,25 +178,26 @@ def on_redis(subjects: list[str], seconds: float, url: str) -> None:
     print("| contender | decisions/s | p50 µs | p99 µs | throughput vs limits moving window "
           "| round trips/decision |")  # fmt: skip
     print("|---|---|---|---|---|---|")
-    mw = anchor(MovingWindowRateLimiter, storage_from_string(url, key_prefix=prefix + "mw"))
-    base = measure(mw, subjects, seconds)
-    print(row("limits MovingWindowRateLimiter (RedisStorage)", base, base)
-          + f" {trips.per_call(mw, subjects):.2f} |")  # fmt: skip
-    sw = anchor(SlidingWindowCounterRateLimiter, storage_from_string(url, key_prefix=prefix + "sw"))
-    r = measure(sw, subjects, seconds)
-    print(row("limits SlidingWindowCounterRateLimiter (RedisStorage)", r, base)
-          + f" {trips.per_call(sw, subjects):.2f} |")  # fmt: skip
     with tenant_scope("bench"):
-        for name, policy in (("request burst only", one_detector()), ("every detector", None)):
-            call = ours(url, policy, prefix=prefix, durability="warn", initialize=True)
-            r = measure(call, subjects, seconds)
-            print(row(f"AbuseProtection, {name} (redis://)", r, base)
-                  + f" {trips.per_call(call, subjects):.2f} |")  # fmt: skip
+        options: dict[str, Any] = {"prefix": prefix, "durability": "warn", "initialize": True}
+        contenders = [
+            ("limits MovingWindowRateLimiter (RedisStorage)",
+             anchor(MovingWindowRateLimiter, storage_from_string(url, key_prefix=prefix + "mw"))),
+            ("limits SlidingWindowCounterRateLimiter (RedisStorage)",
+             anchor(SlidingWindowCounterRateLimiter,
+                    storage_from_string(url, key_prefix=prefix + "sw"))),
+            ("AbuseProtection, request burst only (redis://)",
+             ours(url, one_detector(), **options)),
+            ("AbuseProtection, every detector (redis://)", ours(url, None, **options)),
+        ]  # fmt: skip
+        results = interleaved(contenders, subjects, seconds)
+        base = next(iter(results.values()))
+        for name, call in contenders:
+            print(row(name, results[name], base) + f" {trips.per_call(call, subjects):.2f} |")
     client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
-    for key in client.scan_iter(match=f"LIMITS:{prefix}*", count=1000):
-        client.delete(key)
+    for pattern in (f"{prefix}*", f"LIMITS:{prefix}*"):
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
     client.close()
 
 
@@ -228,14 +257,16 @@ def middleware(subjects: list[str], seconds: float) -> None:
     print("\n### Middleware overhead on the same Starlette app (memory storage)\n")
     print("| stack | requests/s | p50 µs | p99 µs | overhead µs/request (p50) |")
     print("|---|---|---|---|---|")
-    results = {}
-    for name, asgi in (
-        ("bare Starlette app", bare),
-        ("slowapi SlowAPIASGIMiddleware (moving window)", slow),
-        ("AbuseASGIMiddleware, request burst only", guarded),
-        ("AbuseASGIMiddleware, every detector", full),
-    ):
-        results[name] = measure(sync(asgi), subjects, seconds)
+    results = interleaved(
+        [
+            ("bare Starlette app", sync(bare)),
+            ("slowapi SlowAPIASGIMiddleware (moving window)", sync(slow)),
+            ("AbuseASGIMiddleware, request burst only", sync(guarded)),
+            ("AbuseASGIMiddleware, every detector", sync(full)),
+        ],
+        subjects,
+        seconds,
+    )
     b = results["bare Starlette app"]["p50_us"]
     for name, r in results.items():
         overhead = "-" if name.startswith("bare") else f"{r['p50_us'] - b:.1f}"
@@ -251,12 +282,16 @@ def main() -> None:
     parser.add_argument(
         "--redis", default=os.environ.get("RELIABILITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--skip-middleware", action="store_true")
     args = parser.parse_args()
+    global ROUNDS
+    ROUNDS = max(1, args.rounds)
     subjects = _subjects(args.subjects)
     print(f"load average before: {os.getloadavg()[0]:.1f}; {args.seconds} s per contender, "
-          f"{args.subjects} subjects, limit {LIMIT}/minute")  # fmt: skip
+          f"{args.subjects} subjects, limit {LIMIT}/minute, "
+          f"{ROUNDS} alternating rounds")  # fmt: skip
     in_process(subjects, args.seconds)
     if not args.skip_redis:
         on_redis(subjects, args.seconds, args.redis)

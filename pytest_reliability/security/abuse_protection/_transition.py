@@ -24,6 +24,7 @@ from pytest_reliability.security.abuse_protection._detectors import Check
 __all__ = ["Outcome", "Params", "transition"]
 
 NORMAL, WARN, THROTTLE, BLOCK = 0, 1, 2, 3
+_new = tuple.__new__
 
 
 class Params(NamedTuple):
@@ -252,16 +253,20 @@ def transition(
     for r in rows:
         r["t"] = now
         r["x"] = expires
-    return Outcome(
-        tier,
-        allowed,
-        max(0, retry),
-        detector,
-        reason,
-        from_tier,
-        expired,
-        enforce,
-        suppressed,
-        s.get("off", 0),
-        until,
+    # tuple.__new__ directly: the NamedTuple's own __new__ is a Python call on the hot path.
+    return _new(
+        Outcome,
+        (
+            tier,
+            allowed,
+            retry if retry > 0 else 0,
+            detector,
+            reason,
+            from_tier,
+            expired,
+            enforce,
+            suppressed,
+            s.get("off", 0),
+            until,
+        ),
     )
