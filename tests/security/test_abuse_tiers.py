@@ -296,3 +296,25 @@ def test_the_audit_outbox_keeps_events_while_the_sink_fails(
     p.decide(Signal.request("192.0.2.77", "/.env"))
     assert [e.target for e in audit.events(action=AUDIT_ESCALATED)] == [IP, "192.0.2.77"]
     assert p.audit.pending == 0
+
+
+def test_events_land_in_the_real_hash_chained_audit_log(
+    sqlite_engine: object, clock: ManualClock, tenant: str
+) -> None:
+    from pytest_reliability.audit import AuditLog
+    from pytest_reliability.db import create_schema
+
+    create_schema(sqlite_engine)  # type: ignore[arg-type]
+    log = AuditLog(sqlite_engine, clock=clock)  # type: ignore[arg-type]
+    p = AbuseProtection.from_url("memory://", AbusePolicy(detectors=(Scraping(),),
+                                 block_ladder=(60.0,)), clock=clock, audit=log)  # fmt: skip
+    for _ in range(3):
+        p.decide(Signal.request(IP, "/.env"))
+    clock.advance(61)
+    p.sweep()
+    assert [e.action for e in log.events()] == [
+        AUDIT_ESCALATED,
+        AUDIT_ENFORCED,
+        AUDIT_BLOCK_EXPIRED,
+    ]
+    assert log.verify().ok

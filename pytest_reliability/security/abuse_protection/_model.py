@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Final, NamedTuple, final
 
@@ -88,6 +87,9 @@ class _SignalFields(NamedTuple):
     account: str | None
 
 
+_new = tuple.__new__
+
+
 def _fine(text: object) -> bool:
     # The common case in one expression; _check_text says what is wrong otherwise.
     return (
@@ -146,6 +148,9 @@ class Signal(_SignalFields):
     @classmethod
     def request(cls, subject: str, path: str = "/") -> Signal:
         """A request from ``subject`` for ``path``."""
+        if _fine(subject) and type(path) is str and len(path) <= PATH_MAX_LENGTH:
+            # Made on every request: the checks __new__ would make, without its generality.
+            return _new(cls, (SignalKind.REQUEST, subject, path, None, None))
         return cls(SignalKind.REQUEST, subject, path)
 
     @classmethod
@@ -159,17 +164,7 @@ class Signal(_SignalFields):
         return cls(SignalKind.RESPONSE, subject, path, status)
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What to do with one signal.
-
-    ``allowed`` is the answer; ``status`` the HTTP status a middleware sends when it is not
-    (429 throttled, 403 blocked, 503 store unavailable; 200 when allowed). ``tier`` is the
-    subject's tier after the signal, ``None`` when the store could not say. ``retry_after`` is
-    in seconds (0 when allowed). ``detector`` and ``reason`` say what escalated or denied.
-    """
-
+class _DecisionFields(NamedTuple):
     allowed: bool
     tier: Tier | None
     status: int
@@ -178,6 +173,20 @@ class Decision:
     reason: str = ""
     escalated_from: Tier | None = None
     store_unavailable: bool = False
+
+
+@final
+class Decision(_DecisionFields):
+    """What to do with one signal.
+
+    ``allowed`` is the answer; ``status`` the HTTP status a middleware sends when it is not
+    (429 throttled, 403 blocked, 503 store unavailable; 200 when allowed). ``tier`` is the
+    subject's tier after the signal, ``None`` when the store could not say. ``retry_after`` is
+    in seconds (0 when allowed). ``detector`` and ``reason`` say what escalated or denied.
+    An immutable tuple, cheap to make: there is one per request.
+    """
+
+    __slots__ = ()
 
     @property
     def escalated(self) -> bool:
