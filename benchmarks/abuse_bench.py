@@ -283,11 +283,17 @@ def main() -> None:
         "--redis", default=os.environ.get("RELIABILITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
+    parser.add_argument(
+        "--limit", type=int, default=100,
+        help="per subject and minute: high, every decision allows (normal traffic); low, most "
+        "are over the limit (an attack)",
+    )  # fmt: skip
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--skip-middleware", action="store_true")
     args = parser.parse_args()
-    global ROUNDS
+    global ROUNDS, LIMIT
     ROUNDS = max(1, args.rounds)
+    LIMIT = args.limit
     subjects = _subjects(args.subjects)
     print(f"load average before: {os.getloadavg()[0]:.1f}; {args.seconds} s per contender, "
           f"{args.subjects} subjects, limit {LIMIT}/minute, "

@@ -169,7 +169,7 @@ class AbuseProtection:
             return self._unavailable(tenant, signal, keys, checks, now, consume, exc)
         if out.allowed and out.tier == out.from_tier and not out.detector and not out.expired_until:
             # The common answer: nothing happened. No audit, no cache change, a shared object.
-            if self._blocked:
+            if self._blocked and (tenant, subject) in self._blocked:
                 with self._blocked_lock:
                     self._blocked.pop((tenant, subject), None)
             return _QUIET[out.tier]
@@ -250,17 +250,22 @@ class AbuseProtection:
     ) -> Decision:
         key = (tenant, subject)
         if out.tier == 3:
-            with self._blocked_lock:
-                self._blocked[key] = out.until
-                self._blocked.move_to_end(key)
-                while len(self._blocked) > self.policy.blocked_cache_size:
-                    self._blocked.popitem(last=False)
-        elif self._blocked:
+            # Already known: a blocked subject hammering away costs no lock here.
+            if self._blocked.get(key) != out.until:
+                self._remember_block(key, out.until)
+        elif key in self._blocked:
             with self._blocked_lock:
                 self._blocked.pop(key, None)
         if out.expired_until or out.tier > out.from_tier or out.enforce:
             self._audit(tenant, subject, out, actor, seen_by)
         return self._decision(out)
+
+    def _remember_block(self, key: tuple[str, str], until: int) -> None:
+        with self._blocked_lock:
+            self._blocked[key] = until
+            self._blocked.move_to_end(key)
+            while len(self._blocked) > self.policy.blocked_cache_size:
+                self._blocked.popitem(last=False)
 
     def _audit(self, tenant: str, subject: str, out: Outcome, actor: str, seen_by: str) -> None:
         label = subject_label(subject)
