@@ -201,6 +201,11 @@ def test_starlette_answers_503_when_deciding_fails(clock: ManualClock) -> None:
     bad_tenant = AbuseASGIMiddleware(Starlette(), p, tenant=lambda scope: "not a tenant!")
     assert _get(bad_tenant, "/").status_code == 400
 
+    def broken(scope: object) -> str:
+        raise LookupError("tenant directory down")
+
+    assert _get(AbuseASGIMiddleware(Starlette(), p, tenant=broken), "/").status_code == 503
+
 
 def test_a_bad_trusted_proxy_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):

@@ -187,6 +187,9 @@ class AbuseWSGIMiddleware(_Common):
             signal = Signal.request(subject, str(environ.get("PATH_INFO") or "/"))
         except (InvalidSignal, ValueError):
             return self._answer(start_response, _BAD_REQUEST)
+        except Exception:  # a tenant resolver that failed: nobody is let through unknown
+            _log.exception("abuse middleware could not read the request; answering 503")
+            return self._answer(start_response, _denial(_UNAVAILABLE))
         try:
             with tenant_scope(tenant):
                 decision = self.protection.decide(signal)
@@ -259,6 +262,10 @@ class AbuseASGIMiddleware(_Common):
             signal = Signal.request(subject, str(scope.get("path") or "/"))
         except (InvalidSignal, ValueError):
             await self._answer(send, _BAD_REQUEST)
+            return
+        except Exception:  # a tenant resolver that failed: nobody is let through unknown
+            _log.exception("abuse middleware could not read the request; answering 503")
+            await self._answer(send, _denial(_UNAVAILABLE))
             return
         try:
             with tenant_scope(tenant):

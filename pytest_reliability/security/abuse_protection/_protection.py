@@ -38,8 +38,8 @@ from pytest_reliability.security.abuse_protection._model import (
 )
 from pytest_reliability.security.abuse_protection._policy import AbusePolicy
 from pytest_reliability.security.abuse_protection._store import AbuseStore, RowKey, store_from_url
-from pytest_reliability.security.abuse_protection._transition import Outcome
-from pytest_reliability.tenancy import current_tenant
+from pytest_reliability.security.abuse_protection._transition import Outcome, transition
+from pytest_reliability.tenancy import current_tenant, tenant_scope
 
 __all__ = ["AbuseProtection", "SubjectStatus"]
 
@@ -349,8 +349,6 @@ class AbuseProtection:
 
     def status(self, subject: str) -> SubjectStatus:
         """The subject's tier as of now (decay applied on a copy; nothing is written)."""
-        from pytest_reliability.security.abuse_protection._transition import transition
-
         _check_text("subject", subject)
         tenant = current_tenant()
         row = self.store.read(tenant, subject) or {}
@@ -368,8 +366,6 @@ class AbuseProtection:
         now = self._now_ms()
         seen = 0
         for tenant, subject in self.store.expired_blocks(now, limit):
-            from pytest_reliability.tenancy import tenant_scope
-
             with tenant_scope(tenant):
                 out = self.store.apply(
                     tenant, [("s", subject)], now, (), self._params, consume=False
