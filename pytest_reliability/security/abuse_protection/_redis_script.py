@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = ["APPLY"]
 
 APPLY = r"""
-if redis.call('GET', KEYS[1]) ~= ARGV[7] then return {'lost'} end
+if redis.call('GET', KEYS[1]) ~= ARGV[7] then return 'lost' end
 local now = tonumber(ARGV[1])
 local p = cjson.decode(ARGV[2])
 local checks = cjson.decode(ARGV[3])
@@ -209,6 +209,8 @@ elseif was_blocked then
 end
 local ok = 0
 if allowed then ok = 1 end
-return {tier, ok, math.max(0, retry), detector, reason, from, expired, enforce, suppressed,
-        s.off or 0, untl}
+-- One bulk string, not an array: one read for the client; the reason goes last (free text).
+return string.format('%d\31%d\31%d\31%d\31%d\31%d\31%d\31%d\31%d\31', tier, ok,
+  math.max(0, retry), from, expired, enforce, suppressed, s.off or 0, untl)
+  .. detector .. '\31' .. reason
 """

@@ -33,6 +33,8 @@ from pytest_reliability.security.abuse_protection._transition import Outcome, Pa
 
 __all__ = ["RedisAbuseStore"]
 
+_new = tuple.__new__
+
 
 def _text(value: Any) -> Any:
     return value.decode("utf-8") if isinstance(value, bytes) else value
@@ -188,17 +190,34 @@ class RedisAbuseStore:
             )
         except RedisError as exc:
             raise AbuseStoreUnavailable(f"abuse store unavailable: {exc!r}") from exc
-        if len(result) == 1:
+        text = _text(result)
+        if text == "lost":
             self._epoch = None
             raise StoreDataLost(
                 f"abuse store marker {self.marker} is gone or changed: the server lost its data "
                 "(blocks included); failing closed until it is re-initialised"
             )
-        r = [_text(v) for v in result]
-        return Outcome(
-            int(r[0]), bool(r[1]), int(r[2]), r[3], r[4], int(r[5]), int(r[6]), bool(r[7]),
-            int(r[8]), int(r[9]), int(r[10]),
-        )  # fmt: skip
+        try:
+            parts = text.split("\x1f", 10)
+            n = [int(v) for v in parts[:9]]
+            return _new(
+                Outcome,
+                (
+                    n[0],
+                    n[1] == 1,
+                    n[2],
+                    parts[9],
+                    parts[10],
+                    n[3],
+                    n[4],
+                    n[5] == 1,
+                    n[6],
+                    n[7],
+                    n[8],
+                ),
+            )
+        except (AttributeError, IndexError, ValueError) as exc:
+            raise AbuseStoreUnavailable(f"abuse store answered {text!r}: {exc}") from None
 
     def read(self, tenant: str, subject: str) -> dict[str, Any] | None:
         """Return the subject's row, or None."""
