@@ -288,6 +288,7 @@ def main() -> None:
         help="per subject and minute: high, every decision allows (normal traffic); low, most "
         "are over the limit (an attack)",
     )  # fmt: skip
+    parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--skip-middleware", action="store_true")
     args = parser.parse_args()
@@ -298,7 +299,8 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f}; {args.seconds} s per contender, "
           f"{args.subjects} subjects, limit {LIMIT}/minute, "
           f"{ROUNDS} alternating rounds")  # fmt: skip
-    in_process(subjects, args.seconds)
+    if not args.skip_memory:
+        in_process(subjects, args.seconds)
     if not args.skip_redis:
         on_redis(subjects, args.seconds, args.redis)
     if not args.skip_middleware:
