@@ -228,12 +228,12 @@ class AbuseProtection:
         )
 
     def _decision(self, out: Outcome) -> Decision:
-        tier = Tier(out.tier)
+        tier = _TIERS[out.tier]
         if out.allowed:
             if out.tier == out.from_tier and not out.detector:
-                return _ALLOWED if tier is Tier.NORMAL else Decision(True, tier, 200)
+                return _QUIET[out.tier]
             return Decision(
-                True, tier, 200, 0.0, out.detector or None, out.reason, Tier(out.from_tier)
+                True, tier, 200, 0.0, out.detector or None, out.reason, _TIERS[out.from_tier]
             )
         return Decision(
             False,
@@ -242,7 +242,7 @@ class AbuseProtection:
             out.retry_ms / 1000,
             out.detector or None,
             out.reason or ("blocked" if tier is Tier.BLOCK else "throttled"),
-            Tier(out.from_tier),
+            _TIERS[out.from_tier],
         )
 
     def _conclude(
