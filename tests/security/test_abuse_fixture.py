@@ -79,6 +79,10 @@ def test_facts_and_the_category_reach_the_report(
     assert facts["decisions_by_tier"] == {"BLOCK": 3, "NORMAL": 20, "THROTTLE": 5}
     assert facts["denied"] == 8
     assert {g["name"]: g["status"] for g in report["gates"]}["required-categories"] == "passed"
+    from pytest_reliability.report import summary_markdown, summary_text
+
+    assert "abuse signals: 28" in summary_text(report)
+    assert "abuse escalations" in summary_markdown(report)
 
 
 class TestOnRedis:
