@@ -24,7 +24,7 @@ __all__ = ["MemoryAbuseStore"]
 class MemoryAbuseStore:
     """Abuse state in this process's memory. Thread-safe."""
 
-    __slots__ = ("_lock", "_rows", "max_rows")
+    __slots__ = ("_blocked", "_lock", "_rows", "max_rows")
 
     def __init__(self, *, max_rows: int = 1_000_000) -> None:
         if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
@@ -33,6 +33,9 @@ class MemoryAbuseStore:
         # Insertion order is the eviction order (oldest first); a dict keeps it for free.
         self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # Blocked subjects and their block end, so the sweeper never scans every row under the
+        # lock (a million rows would stall every decision meanwhile).
+        self._blocked: dict[tuple[str, str], int] = {}
 
     def apply(
         self,
@@ -57,7 +60,13 @@ class MemoryAbuseStore:
                     if len(rows_map) > self.max_rows:
                         self._evict()
                 rows.append(row)
-            return transition(rows, now_ms, checks, params, force=force, consume=consume)
+            out = transition(rows, now_ms, checks, params, force=force, consume=consume)
+            subject = (tenant, keys[0][1])
+            if out.tier == 3:
+                self._blocked[subject] = out.until
+            elif subject in self._blocked:
+                del self._blocked[subject]
+            return out
 
     def _evict(self) -> None:
         # Oldest first; a subject still blocked is never evicted (it would walk free).
@@ -76,11 +85,7 @@ class MemoryAbuseStore:
     def expired_blocks(self, now_ms: int, limit: int) -> list[tuple[str, str]]:
         """Subjects whose block ended by ``now_ms``."""
         with self._lock:
-            found = [
-                (t, name)
-                for (t, kind, name), row in self._rows.items()
-                if kind == "s" and row.get("tier") == 3 and row.get("until", 0) <= now_ms
-            ]
+            found = [subject for subject, until in self._blocked.items() if until <= now_ms]
         return found[:limit]
 
     def purge(self, now_ms: int) -> int:
@@ -89,6 +94,8 @@ class MemoryAbuseStore:
             dead = [k for k, row in self._rows.items() if row.get("x", 0) <= now_ms]
             for k in dead:
                 del self._rows[k]
+                if k[1] == "s":
+                    self._blocked.pop((k[0], k[2]), None)
         return len(dead)
 
     def close(self) -> None:
