@@ -326,3 +326,19 @@ def test_the_state_machine_holds_on_a_shared_store(
         machine.TestCase().runTest()
     finally:
         store.close()
+
+
+@pytest.mark.redis
+def test_a_blocked_row_gone_by_ttl_leaves_no_entry_for_the_sweeper(
+    redis_url: str, redis_prefix: str, clock: ManualClock, tenant: str
+) -> None:
+    store = store_from_url(redis_url, prefix=redis_prefix, durability="warn", initialize=True)
+    p = AbuseProtection(store, POLICY, clock=clock)
+    assert p.decide(Signal.request("192.0.2.9", "/.env")).tier is Tier.BLOCK
+    client = store.client  # type: ignore[attr-defined]
+    client.delete(*list(client.scan_iter(match=f"{redis_prefix}abuse:*")))  # the TTL
+    clock.advance(10)
+    assert store.expired_blocks(int(clock.time() * 1000), 10) == [(tenant, "192.0.2.9")]
+    assert p.sweep() == 0  # nothing to record: the row is gone, and so is its index entry
+    assert store.expired_blocks(int(clock.time() * 1000), 10) == []
+    p.close()

@@ -20,9 +20,11 @@ local force = nil
 if ARGV[4] ~= '' then force = cjson.decode(ARGV[4]) end
 local consume = ARGV[5] == '1'
 local rows = {}
+local fresh = false
 for i = 3, #KEYS do
   local raw = redis.call('GET', KEYS[i])
   if raw then rows[i - 2] = cjson.decode(raw) else rows[i - 2] = {} end
+  if i == 3 and not raw then fresh = true end
 end
 
 local function weight(b, w) return (w - (now - b * w)) / w end
@@ -204,7 +206,8 @@ for i = 1, #rows do
 end
 if tier == 3 then
   redis.call('ZADD', KEYS[2], untl, ARGV[6])
-elseif was_blocked then
+elseif was_blocked or fresh then
+  -- fresh: a row that expired by TTL may have left its entry in the blocks index.
   redis.call('ZREM', KEYS[2], ARGV[6])
 end
 local ok = 0
