@@ -13,7 +13,9 @@ Three measurements, each reported as ours / anchor:
    ``AbuseASGIMiddleware`` and through slowapi's ``SlowAPIASGIMiddleware`` (memory storage),
    driven straight through ASGI (no network), overhead = middleware time minus bare time.
 
-Usage: ``python3 benchmarks/abuse_bench.py [--seconds 2] [--subjects 1000] [--redis URL]``.
+The contenders of each part run in turn, ``--rounds`` times, and each one's medians are
+reported. Usage: ``python3 benchmarks/abuse_bench.py [--seconds 6] [--rounds 3] [--limit 100]
+[--subjects 1000] [--redis URL] [--skip-memory] [--skip-redis] [--skip-middleware]``.
 """
 
 from __future__ import annotations
@@ -99,7 +101,10 @@ def interleaved(
 
 
 class RoundTrips:
-    """Counts the commands the redis client sends (each one is one round trip here)."""
+    """Counts the commands the redis client sends (each one is one round trip here).
+
+    It wraps the client's send for the whole Redis part, so every contender pays the same
+    counting cost in its timings."""
 
     def __init__(self) -> None:
         self.count = 0
