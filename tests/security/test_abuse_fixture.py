@@ -103,6 +103,21 @@ class TestOnRedis:
         assert list(abuse.protection.store.client.scan_iter(match=f"{prefix}*"))
 
 
+class TestOnSqlite:
+    """The fixture on a SQLite file given by URL."""
+
+    @pytest.fixture
+    def abuse_store_url(self, sqlite_url: str) -> str:
+        return sqlite_url
+
+    def test_a_scenario_runs_on_sqlite(self, abuse: AbuseScenario) -> None:
+        from pytest_reliability.security.abuse_protection._sql_store import SqlAbuseStore
+
+        assert isinstance(abuse.protection.store, SqlAbuseStore)
+        abuse.stuffing("198.51.100.3", 6)
+        abuse.assert_tiers("198.51.100.3", ["NORMAL", "BLOCK"])
+
+
 def test_the_fixture_is_documented() -> None:
     doc = abuse.__doc__ or getattr(abuse, "__wrapped__", abuse).__doc__
     assert doc is not None
