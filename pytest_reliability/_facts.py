@@ -17,6 +17,8 @@ section                   keys
 ``idempotency``           ``examples``, ``requests``, ``keys``, ``duplicates_suppressed``,
                           ``replays``, ``effects``
 ``audit``                 ``events_by_action`` ({action: count})
+``abuse``                 ``signals``, ``decisions_by_tier`` ({tier: count}), ``escalations``,
+                          ``denied``
 ``correlation``           ``ids_issued``
 ``hypothesis``            the statistics Hypothesis reports for the test
 ========================  =====================================================================

@@ -8,12 +8,15 @@ The tree::
 
     ReliabilityError
     ├── ConfigurationError            bad settings, unknown URL scheme, missing extra
+    │   └── InvalidAbusePolicy        unknown tier or detector, a window or limit <= 0, no way up
     ├── InvalidInput (also ValueError)
     │   ├── InvalidTenant             tenant id empty, too long or outside the character set
     │   ├── InvalidAuditField         oversized action, actor or target; details not JSON
     │   ├── InvalidIdempotencyKey     not 1..255 printable ASCII characters
     │   ├── PayloadTooLarge           payload over the configured limit
     │   ├── PayloadNotSerializable    payload or response not encodable as canonical JSON
+    │   ├── InvalidSignal             an abuse signal's subject, account, path or status is bad
+    │   ├── AllowListedSubject        an ops block of a subject the abuse policy allow-lists
     │   └── SLOError                  an SLO, its data or its spec is malformed (no partial result)
     │       ├── SLOObjectiveError     objective outside (0, 100]
     │       ├── SLOWindowError        unknown or malformed window, or shorter than the buckets
@@ -24,7 +27,8 @@ The tree::
     ├── TenantRequired                no tenant in the context (fail closed, never a default)
     ├── StoreUnavailable              a backing store cannot be reached or read
     │   ├── StoreDataLost             the store's marker is gone: it lost acknowledged state
-    │   └── IdempotencyUnavailable    (also an IdempotencyError) the handler did not run
+    │   ├── IdempotencyUnavailable    (also an IdempotencyError) the handler did not run
+    │   └── AbuseStoreUnavailable     the abuse store failed; decide answers "unavailable" (503)
     ├── AuditError
     │   ├── AuditIntegrityError       the hash chain is broken; names the first break
     │   └── AuditCheckpointError      a signed checkpoint is malformed, altered or not ours
@@ -63,6 +67,8 @@ The tree::
 from __future__ import annotations
 
 __all__ = [
+    "AbuseStoreUnavailable",
+    "AllowListedSubject",
     "AuditCheckpointError",
     "AuditError",
     "AuditIntegrityError",
@@ -84,9 +90,11 @@ __all__ = [
     "IdempotencyUnavailable",
     "ImageBuildError",
     "InjectedFault",
+    "InvalidAbusePolicy",
     "InvalidAuditField",
     "InvalidIdempotencyKey",
     "InvalidInput",
+    "InvalidSignal",
     "InvalidTenant",
     "KillSwitchEngaged",
     "LeaseLost",
@@ -423,3 +431,24 @@ class RestoreDrillError(BackupError):
 
 class DrillTargetRefused(RestoreDrillError):
     """A drill refused its target: it is the source, or a server the drill did not start."""
+
+
+# Abuse protection (security.abuse_protection).
+
+
+class InvalidAbusePolicy(ConfigurationError):
+    """An abuse policy names an unknown tier or detector, has a window or limit <= 0, or can
+    never escalate a subject; nothing is built from it."""
+
+
+class InvalidSignal(InvalidInput):
+    """An abuse signal is malformed: empty, oversized or non-printable subject or account, a
+    path that is not text, a status outside 100-599. Nothing is written for it."""
+
+
+class AllowListedSubject(InvalidInput):
+    """An ops block named a subject the abuse policy allow-lists (those are never blocked)."""
+
+
+class AbuseStoreUnavailable(StoreUnavailable):
+    """The abuse protection store cannot be read or written; decisions fail closed."""

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = list(FIXTURE_MODULES)
 
-CATEGORY_MARKERS = ("chaos", "kill_switch", "idempotency", "audit")
+CATEGORY_MARKERS = ("chaos", "kill_switch", "idempotency", "audit", "abuse")
 """Markers that each declare the category of the same name."""
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_]*$")
 _STATE = pytest.StashKey["_RunState"]()

@@ -20,11 +20,12 @@ from pytest_reliability.audit import _schema as _audit_tables
 from pytest_reliability.db import create_schema
 from pytest_reliability.idempotency import _tables as _idempotency_tables
 from pytest_reliability.ops import _tables as _ops_tables
+from pytest_reliability.security.abuse_protection import _tables as _abuse_tables
 
 __all__ = ["SHIPPED_TABLE_MODULES", "create_all"]
 
 SHIPPED_TABLE_MODULES: tuple[str, ...] = tuple(
-    m.__name__ for m in (_audit_tables, _idempotency_tables, _ops_tables)
+    m.__name__ for m in (_audit_tables, _idempotency_tables, _ops_tables, _abuse_tables)
 )
 """The modules that define the package's tables, in creation order."""
 

@@ -38,6 +38,9 @@ class Permission(StrEnum):
     BACKUP_CREATE = "ops.backup.create"
     BACKUP_READ = "ops.backup.read"
     BACKUP_PRUNE = "ops.backup.prune"
+    ABUSE_READ = "ops.abuse.read"
+    ABUSE_BLOCK = "ops.abuse.block"
+    ABUSE_UNBLOCK = "ops.abuse.unblock"
 
 
 @final
@@ -88,6 +91,16 @@ _registry: dict[str, PermissionSpec] = {
     Permission.BACKUP_PRUNE: PermissionSpec(
         Permission.BACKUP_PRUNE, "platform", "delete backups past the retention policy"
     ),
+    # Abuse protection: per tenant, so a tenant's admin handles the abusers of their tenant.
+    Permission.ABUSE_READ: PermissionSpec(
+        Permission.ABUSE_READ, "tenant", "see a subject's abuse tier, block end and offenses"
+    ),
+    Permission.ABUSE_BLOCK: PermissionSpec(
+        Permission.ABUSE_BLOCK, "tenant", "block a subject by hand"
+    ),
+    Permission.ABUSE_UNBLOCK: PermissionSpec(
+        Permission.ABUSE_UNBLOCK, "tenant", "lift a subject's tier by hand"
+    ),
 }
 
 
@@ -135,6 +148,7 @@ _READS = (
     Permission.READINESS_READ,
     Permission.DEGRADATION_READ,
     Permission.SLO_READ,
+    Permission.ABUSE_READ,
 )
 
 BUILTIN_ROLES: dict[str, tuple[Permission, ...]] = {
@@ -144,6 +158,8 @@ BUILTIN_ROLES: dict[str, tuple[Permission, ...]] = {
         Permission.KILL_SWITCH_ENGAGE,
         Permission.KILL_SWITCH_RELEASE,
         Permission.DEGRADATION_SET,
+        Permission.ABUSE_BLOCK,
+        Permission.ABUSE_UNBLOCK,
     ),
     "ops_admin": tuple(Permission),
 }

@@ -25,6 +25,9 @@ def _facts_totals(report: Mapping[str, Any]) -> dict[str, int]:
         totals["idempotency examples"] += int(idem.get("examples", 0))
         totals["duplicates suppressed"] += int(idem.get("duplicates_suppressed", 0))
         totals["audit events"] += sum(facts.get("audit", {}).get("events_by_action", {}).values())
+        abuse = facts.get("abuse", {})
+        totals["abuse signals"] += int(abuse.get("signals", 0))
+        totals["abuse escalations"] += int(abuse.get("escalations", 0))
     return {k: v for k, v in totals.items() if v}
 
 

@@ -42,6 +42,11 @@ COSTS: dict[str, set[str]] = {
     "import pytest_reliability.ops.kill_switch": {"sqlalchemy"},
     "from pytest_reliability.ops.kill_switch import KillSwitches\n"
     "KillSwitches.from_url('memory://', env={}, start=False).close()": {"sqlalchemy"},
+    "import pytest_reliability.security": set(),
+    "import pytest_reliability.security.abuse_protection": set(),
+    "from pytest_reliability.security import AbuseProtection, Signal": set(),
+    "from pytest_reliability.security import AbuseProtection\n"
+    "AbuseProtection.from_url('memory://').close()": set(),
     # test tooling, report, plugin
     "import pytest_reliability.testing": set(),
     "import pytest_reliability.strategies": {"hypothesis"},

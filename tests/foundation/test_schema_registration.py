@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from pytest_reliability.db import metadata, register_tables
 from pytest_reliability.errors import ConfigurationError
 
-SHIPPED = {"audit_events", "audit_heads", "idempotency_records", "ops_kill_switches"}
+SHIPPED = {"audit_events", "audit_heads", "idempotency_records", "ops_kill_switches"} | {
+    "abuse_state"
+}
 
 
 def _run(script: str, db: Path) -> dict[str, list[str]]:
