@@ -144,7 +144,11 @@ def test_hypothesis_own_seed_option_and_derandomize_win(
 
             forced = os.environ.get("EXPECT_FORCED") == "1"
             assert (test_plain._hypothesis_internal_use_seed is None) == forced
-            assert test_derandomized._hypothesis_internal_use_seed is None
+            # Under a profile that derandomizes everything (Hypothesis' "ci" profile, where $CI
+            # is set) a test's own derandomize cannot be told from the profile's: the run's seed
+            # drives it too.
+            unseeded = forced or not settings.default.derandomize
+            assert (test_derandomized._hypothesis_internal_use_seed is None) == unseeded
         """
     )
     monkeypatch.setenv("EXPECT_FORCED", "0")
@@ -153,3 +157,34 @@ def test_hypothesis_own_seed_option_and_derandomize_win(
     monkeypatch.setenv("EXPECT_FORCED", "1")
     result, _ = inner("--reliability-seed=1", "--hypothesis-seed=5")
     result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize("ci", ["", "true"], ids=["no-ci", "ci-profile"])
+def test_the_run_seed_drives_chaos_tests_under_hypothesis_ci_profile(
+    inner: RunInner, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str
+) -> None:
+    # Hypothesis picks its derandomizing "ci" profile at import when $CI is set; a fresh
+    # process is the only place that choice is made, so the runs are subprocesses.
+    for name in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "TF_BUILD", "BUILDKITE", "CIRCLECI"):
+        monkeypatch.delenv(name, raising=False)
+    if ci:
+        monkeypatch.setenv("CI", ci)
+    pytester.makepyfile(
+        """
+        from hypothesis import given, settings, strategies as st
+
+
+        @settings(max_examples=2, database=None)
+        @given(st.integers())
+        def test_plain(chaos, n):
+            pass
+
+
+        def test_seeded():
+            assert test_plain._hypothesis_internal_use_seed is not None
+            print("PROFILE", settings.get_current_profile_name())
+        """
+    )
+    result, _ = inner("--reliability-seed=3", "-s", subprocess=True)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*PROFILE ci*" if ci else "*PROFILE default*"])
