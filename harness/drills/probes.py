@@ -366,7 +366,7 @@ class AbuseProbe(Probe):
     module = "abuse"
     fail_closed_bound_s = STORE_TIMEOUT + 0.5
     """Each store call is bounded by the store timeout; the refusal follows it."""
-    on_store_failure = "deny"
+    on_store_failure: Literal["deny", "local"] = "deny"
     """The policy's choice; ``"local"`` (a bounded local fallback) is the planted fail-open."""
     BLOCK_S = 3600.0
     """The pre-fault block outlives any drill."""
@@ -378,7 +378,7 @@ class AbuseProbe(Probe):
         self.url = url
         self.prefix = f"{namespace}:abuse:" if url.startswith("redis") else ""
         self.tenant = f"{namespace}-abuse"
-        self.policy = AbusePolicy(on_store_failure=self.on_store_failure)  # type: ignore[arg-type]
+        self.policy = AbusePolicy(on_store_failure=self.on_store_failure)
         self._id = uuid.uuid4().hex[:8]
         self.blocked = f"blocked-{self._id}"
         self._calls = itertools.count()
