@@ -57,8 +57,8 @@ FAULTS: dict[str, tuple[str, str]] = {
     "disconnect": ("disconnect", "reconnect"),
 }
 MODULES: dict[str, tuple[str, ...]] = {
-    "postgres": ("kill_switch", "readiness", "health", "idempotency", "audit"),
-    "redis": ("kill_switch",),
+    "postgres": ("kill_switch", "readiness", "health", "idempotency", "audit", "abuse"),
+    "redis": ("kill_switch", "abuse"),
 }
 """The modules drilled against each store (the backup module joins PostgreSQL on request)."""
 CLAIM_GRACE_S = 0.25
@@ -244,6 +244,8 @@ class _Setup:
                     made.append(probes_.AuditProbe(self.pg.url, [self.probe_tenant, self.tenant]))
                 elif module == "backup":
                     made.append(probes_.BackupProbe(self.pg.url))
+                elif module == "abuse":
+                    made.append(probes_.AbuseProbe(self.target.url, self.namespace))
                 else:
                     raise ValueError(f"no probe for module {module!r}")
         except BaseException:
@@ -397,6 +399,11 @@ def _results(
         if index == 0:
             problems += orphans
         checked = verdict.requests if probe.module in ("idempotency", "audit", "kill_switch") else 0
+        own = probe.history(window)
+        if own is not None:
+            # The probe's own calls (abuse decisions) are its history, judged the same way.
+            problems += own.violations.get(probe.module, [])
+            checked += own.requests
         result = DrillResult(
             module=probe.module,
             store=scenario.store,

@@ -9,6 +9,10 @@ On top of it, the drill's own rules: no acknowledged action without its audit ev
 started while the store could not be claimed, no request let through a kill switch whose store
 was unreadable for longer than the staleness bound. A request that failed otherwise (the
 handler's own statement cut by a killed server) is no violation: it was not acknowledged.
+
+Abuse protection answers a decision, not an effect: :func:`check_abuse_decisions` judges the
+abuse probe's own history (no request allowed while its store was unreadable, no subject known
+blocked ever let through).
 """
 
 from __future__ import annotations
@@ -132,4 +136,52 @@ def check_history(
     verdict.add("audit", "effects without exactly one audit event", unaudited)
     verdict.add("kill_switch", "requests let through an unreadable switch store", through_switch)
     verdict.errors = dict(sorted(errors.items()))
+    return verdict
+
+
+@dataclass(frozen=True, slots=True)
+class AbuseDecision:
+    """One ``decide`` the abuse probe made, as the caller saw it (wall-clock seconds)."""
+
+    start: float
+    end: float
+    subject: str
+    allowed: bool
+    store_unavailable: bool
+    """The decision said the store could not be read (``Decision.store_unavailable``)."""
+    expect_blocked: bool
+    """The subject was blocked in the store before the fault, and the store still holds it."""
+
+
+def check_abuse_decisions(
+    decisions: Iterable[AbuseDecision], window: Window, *, bound_s: float
+) -> HistoryVerdict:
+    """Judge the abuse probe's decisions; violations go under ``abuse``.
+
+    Let through an unreadable store: a decision that allowed while saying the store was
+    unavailable (a local fallback), or an allow that reached the caller later than ``bound_s``
+    after the fault and before it was undone: a store call is bounded well under ``bound_s``,
+    so the store cannot have given it (a decide that swallowed the store's error).
+    A subject expected blocked that was allowed, at any time, is a violation of its own.
+    """
+    verdict = HistoryVerdict()
+    through: list[str] = []
+    unblocked: list[str] = []
+    subjects: set[str] = set()
+    for d in decisions:
+        verdict.requests += 1
+        subjects.add(d.subject)
+        if not d.allowed:
+            verdict.refused += 1
+            continue
+        verdict.acknowledged += 1
+        if d.store_unavailable or window.fault_at + bound_s < d.end < window.undo_at:
+            through.append(d.subject)
+        if d.expect_blocked:
+            unblocked.append(d.subject)
+    verdict.keys = len(subjects)
+    # Listed per subject: a blocked subject hammering away is one subject let through.
+    through = list(dict.fromkeys(through))
+    verdict.add("abuse", "subjects let through an unreadable abuse store", through)
+    verdict.add("abuse", "blocked subjects let through", list(dict.fromkeys(unblocked)))
     return verdict

@@ -5,6 +5,7 @@ way it promises to: readiness not ready with the reason, health failing with it,
 ``IdempotencyUnavailable`` with no handler run, switches reading engaged, an audit append
 raising, a backup refused with nothing left on disk), ``healthy`` (it served) or ``other``
 (anything else, with what happened). Every call is bounded by the module's own timeouts.
+A probe may also keep its own history of calls (:meth:`Probe.history`), judged after the drill.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.drills.history import AbuseDecision, HistoryVerdict, Window, check_abuse_decisions
 from pytest_reliability.chaos_infra import ManagedContainer
 
 Answer = tuple[Literal["closed", "healthy", "other"], str]
@@ -93,6 +95,12 @@ class Probe:
     def after_recovery(self) -> list[str]:
         """Checks once the module serves again; returns violations."""
         return []
+
+    def history(self, window: Window) -> HistoryVerdict | None:
+        """The probe's own history of calls, judged against the fault's window (None: kept
+        nowhere; the traffic's history is the one checked)."""
+        del window
+        return None
 
     def close(self) -> None:
         """Release what the probe opened."""
@@ -343,3 +351,164 @@ class BackupProbe(Probe):
 
     def close(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class AbuseProbe(Probe):
+    """Abuse protection on the store under drill (``AbuseProtection.from_url``): a new subject
+    each call is allowed, or denied with the "store unavailable" decision (503, ``Retry-After``);
+    a subject blocked through another instance before the fault stays blocked (403) from the
+    local cache while the store cannot be read; after recovery, decisions follow the store.
+
+    Calls alternate between a new subject and the blocked one, so the first refusal is not
+    held up behind a second call. Every decision is kept for :meth:`history`.
+    """
+
+    module = "abuse"
+    fail_closed_bound_s = STORE_TIMEOUT + 0.5
+    """Each store call is bounded by the store timeout; the refusal follows it."""
+    on_store_failure: Literal["deny", "local"] = "deny"
+    """The policy's choice; ``"local"`` (a bounded local fallback) is the planted fail-open."""
+    BLOCK_S = 3600.0
+    """The pre-fault block outlives any drill."""
+
+    def __init__(self, url: str, namespace: str) -> None:
+        from pytest_reliability.security import AbusePolicy
+        from pytest_reliability.tenancy import tenant_scope
+
+        self.url = url
+        self.prefix = f"{namespace}:abuse:" if url.startswith("redis") else ""
+        self.tenant = f"{namespace}-abuse"
+        self.policy = AbusePolicy(on_store_failure=self.on_store_failure)
+        self._id = uuid.uuid4().hex[:8]
+        self.blocked = f"blocked-{self._id}"
+        self._calls = itertools.count()
+        self._lost = False
+        """The store lost its data (a Redis killed without persistence): the block went too."""
+        self.decisions: list[AbuseDecision] = []
+        self.protection = self._open(initialize=True)
+        try:
+            with tenant_scope(self.tenant):
+                self._block_elsewhere(self.blocked)
+                # Seen blocked once from the store: this instance's cache now knows it.
+                decision = self.protection.decide(self._signal(self.blocked))
+            if decision.allowed or decision.status != 403:
+                raise RuntimeError(f"abuse drill: the blocked subject was answered {decision}")
+        except BaseException:
+            self.protection.close()
+            raise
+
+    def _open(self, *, initialize: bool = False) -> Any:
+        from pytest_reliability.security import AbuseProtection
+
+        options: dict[str, Any]
+        if self.url.startswith("redis"):
+            # The drill's Redis keeps nothing on disk, by design of its image.
+            options = {"prefix": self.prefix, "durability": "warn", "initialize": initialize}
+            options |= {"socket_timeout": STORE_TIMEOUT}
+        else:
+            options = {"timeout": STORE_TIMEOUT}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Redis abuse store", RuntimeWarning)
+            return AbuseProtection.from_url(self.url, self.policy, **options)
+
+    @staticmethod
+    def _signal(subject: str) -> Any:
+        from pytest_reliability.security import Signal
+
+        return Signal.request(subject, "/drill")
+
+    def _block_elsewhere(self, subject: str) -> None:
+        """Block ``subject`` through another instance on the same store (an operator's)."""
+        other = self._open()
+        try:
+            other.block(subject, self.BLOCK_S, reason="outage drill", actor="drill-operator")
+        finally:
+            other.close()
+
+    def _decide(self, subject: str, expect_blocked: bool) -> Any:
+        from pytest_reliability.tenancy import tenant_scope
+
+        start = time.time()
+        with tenant_scope(self.tenant):
+            decision = self.protection.decide(self._signal(subject))
+        self.decisions.append(
+            AbuseDecision(
+                start,
+                time.time(),
+                subject,
+                decision.allowed,
+                decision.store_unavailable,
+                expect_blocked,
+            )
+        )
+        return decision
+
+    def ask(self) -> Answer:
+        n = next(self._calls)
+        if n % 2:
+            return self._ask_blocked()
+        d = self._decide(f"s-{self._id}-{n}", expect_blocked=False)
+        if d.allowed:
+            if d.store_unavailable:
+                return "other", "bad: allowed while its store was unavailable (fail-open)"
+            return "healthy", ""
+        if d.store_unavailable and d.tier is None and d.status == 503 and d.retry_after > 0:
+            return "closed", f"503, Retry-After {d.retry_after_header()}: {d.reason}"
+        return "other", f"bad: a new subject denied {d.status} ({d.tier}): {d.reason}"
+
+    def _ask_blocked(self) -> Answer:
+        lost = self._lost
+        d = self._decide(self.blocked, expect_blocked=not lost)
+        if d.allowed:
+            if d.store_unavailable:
+                return "other", "bad: the blocked subject allowed while its store was unavailable"
+            if lost:
+                return "healthy", ""  # its block went with the store's data, by design
+            return "other", "bad: the subject blocked before the fault was allowed"
+        if d.status != 403 and not (lost and d.status == 503):
+            return "other", f"bad: the blocked subject was answered {d.status}: {d.reason}"
+        if d.store_unavailable:
+            return "closed", f"{d.status}, blocked subject: {d.reason}"
+        return "healthy", ""
+
+    def after_undo(self, container: ManagedContainer, fault: str) -> None:
+        if container.kind == "redis" and fault == "kill":
+            # Redis restarted empty: every decision fails closed (StoreDataLost) until an
+            # operator re-initialises the store, accepting the loss (the documented recovery).
+            self._lost = True
+            container.wait_ready(timeout=30)
+            self._open(initialize=True).close()
+
+    def after_recovery(self) -> list[str]:
+        """Block a new subject through another instance: this one must see it blocked; the
+        pre-fault block (when the store kept it) is answered by the store again."""
+        from pytest_reliability.tenancy import tenant_scope
+
+        problems = []
+        late = f"late-{self._id}"
+        with tenant_scope(self.tenant):
+            self._block_elsewhere(late)
+        checks = [(late, "a subject blocked after recovery")]
+        if not self._lost:
+            checks.append((self.blocked, "the subject blocked before the fault"))
+        bound = 2.0
+        for subject, what in checks:
+            deadline = time.monotonic() + bound
+            while True:
+                d = self._decide(subject, expect_blocked=True)
+                if not d.allowed and d.status == 403 and not d.store_unavailable:
+                    break
+                if time.monotonic() > deadline:
+                    problems.append(
+                        f"{what} was not answered blocked by the store within {bound:g} s "
+                        f"after recovery (last {d.status}: {d.reason})"
+                    )
+                    break
+                time.sleep(0.02)
+        return problems
+
+    def history(self, window: Window) -> HistoryVerdict:
+        return check_abuse_decisions(self.decisions, window, bound_s=self.fail_closed_bound_s)
+
+    def close(self) -> None:
+        self.protection.close()

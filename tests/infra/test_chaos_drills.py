@@ -69,7 +69,7 @@ def test_the_quick_drill_fails_every_module_closed_in_time_and_loses_nothing(
     (scenario,) = quick_scenarios()
     before = len(recorded_drills())
     results = {r.module: r for r in run_scenario(pool, scenario)}
-    assert set(results) == {"readiness", "health", "idempotency", "audit", "kill_switch"}
+    assert set(results) == {"readiness", "health", "idempotency", "audit", "kill_switch", "abuse"}
     for result in results.values():
         assert result.violations == (), result
         assert result.time_to_fail_closed_s is not None
@@ -78,6 +78,8 @@ def test_the_quick_drill_fails_every_module_closed_in_time_and_loses_nothing(
     assert results["readiness"].time_to_fail_closed_s <= 1.0  # type: ignore[operator]
     assert results["health"].time_to_fail_closed_s <= 1.0  # type: ignore[operator]
     assert results["idempotency"].histories_checked > 0
+    assert results["abuse"].time_to_fail_closed_s <= 1.0  # type: ignore[operator]
+    assert results["abuse"].histories_checked > 0
     assert list(recorded_drills()[before:]) == list(results.values())
 
 
@@ -261,6 +263,7 @@ def test_the_chaos_gate_runs_a_drill_and_writes_its_section(
     section = json.loads(report.read_text(encoding="utf-8"))["chaos_drills"]
     assert [(d["module"], d["store"], d["fault"]) for d in section["drills"]] == [
         ("kill_switch", "redis", "pause"),
+        ("abuse", "redis", "pause"),
         ("idempotency", "redis", "pause"),
     ]
     assert all(d["histories_checked"] > 0 for d in section["drills"])
