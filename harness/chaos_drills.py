@@ -78,6 +78,8 @@ class Scenario:
     mode: str = "correct"
     tail_s: float = 0.5
     """Seconds of traffic after every module recovered."""
+    hold_s: float = MIN_HOLD_S
+    """The fault stays at least this long (and until every module failed closed)."""
 
     @property
     def name(self) -> str:
@@ -327,9 +329,10 @@ def run_scenario(
             fault_at = undo_at = time.time()
             try:
                 longest = max(p.fail_closed_bound_s for p in probes)
-                _wait(lambda: time.time() - fault_at >= MIN_HOLD_S
+                hold = max(MIN_HOLD_S, scenario.hold_s)
+                _wait(lambda: time.time() - fault_at >= hold
                       and all(s.seen("closed", fault_at) for s in samplers),
-                      longest * 1.5 + 1)  # fmt: skip
+                      max(longest * 1.5 + 1, hold))  # fmt: skip
             finally:
                 undo_at = time.time()
                 if undo == "start":

@@ -116,7 +116,9 @@ def test_a_drill_catches_a_policy_that_falls_back_to_local_decisions(
     monkeypatch.setattr(AbuseProbe, "on_store_failure", "local")
     # Redis: every call is cut at its 0.5 s socket timeout, so several land inside the fault
     # (on PostgreSQL a call after a cut one waits libpq's 2 s connect timeout).
-    scenario = Scenario("redis", "pause", ("abuse",), workers=1, tail_s=0.3)
+    # Held 3 s: several store calls time out inside the fault whatever the machine's load (with
+    # the 1 s minimum, the last call could outlive the fault and be answered by the store).
+    scenario = Scenario("redis", "pause", ("abuse",), workers=1, tail_s=0.3, hold_s=3.0)
     (result,) = run_scenario(pool, scenario)
     assert result.passed is False
     assert any(v.startswith(f"{THROUGH}: ") for v in result.violations), result
@@ -138,7 +140,9 @@ def test_a_drill_catches_a_decide_that_allows_on_a_store_error(
 
     monkeypatch.setattr(AbuseProtection, "decide", fail_open)
     # Redis: every call is cut at its 0.5 s socket timeout, so allows land inside the fault.
-    scenario = Scenario("redis", "pause", ("abuse",), workers=1, tail_s=0.3)
+    # Held 3 s: several store calls time out inside the fault whatever the machine's load (with
+    # the 1 s minimum, the last call could outlive the fault and be answered by the store).
+    scenario = Scenario("redis", "pause", ("abuse",), workers=1, tail_s=0.3, hold_s=3.0)
     (result,) = run_scenario(pool, scenario)
     assert result.passed is False
     assert result.time_to_fail_closed_s is None
