@@ -24,7 +24,6 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -215,36 +214,25 @@ class AuditOutbox:
                 total += 1
         return total
 
-    def emit(
-        self,
-        tenant: str,
-        action: str,
-        target: str,
-        outcome: str,
-        details: Mapping[str, Any],
-        *,
-        actor: str | None = None,
-    ) -> bool:
-        """Append one event that no store step records (returns whether it was appended)."""
-        if self.sink is None:
-            return True
-        return self._send(tenant, action, target, outcome, dict(details), actor or self.actor)
-
     def flush(self) -> int:
-        """Append the store's pending records to the sink in order; return how many events
-        are still pending (0: all delivered). Never raises for a sink or store failure."""
+        """Append the store's pending records to the sink in order.
+
+        Return 0 when the outbox was emptied, a positive number when events are left (not an
+        exact count: :attr:`pending` reads that). Never raises for a sink or store failure, and
+        never waits for another flusher: one already at work (a thread here, or another
+        process holding the lease) delivers the records, this one's included.
+        """
         if self.sink is None:
             return 0
-        # One flusher per process at a time; a second one would only repeat the first's work.
-        if not self._lock.acquire(timeout=30.0):
-            return -1
+        if not self._lock.acquire(blocking=False):
+            return 1
         try:
             try:
                 if not self.store.outbox_lease(self._owner, _LEASE_MS):
-                    return -1  # another process is flushing; it will deliver these
+                    return 1
             except StoreUnavailable as exc:
                 _log.warning("abuse audit outbox unreadable (%s); retried on the next flush", exc)
-                return -1
+                return 1
             try:
                 return self._drain()
             finally:
@@ -255,12 +243,17 @@ class AuditOutbox:
             self._lock.release()
 
     def _drain(self) -> int:
+        first = True
         while True:
             try:
+                # Renewed each batch: a long flush keeps the lease, a lost one stops here.
+                if not first and not self.store.outbox_lease(self._owner, _LEASE_MS):
+                    return 1
+                first = False
                 batch = self.store.outbox_peek(_BATCH)
             except StoreUnavailable as exc:
                 _log.warning("abuse audit outbox unreadable (%s); retried on the next flush", exc)
-                return -1
+                return 1
             if not batch:
                 self._done.clear()
                 return 0
@@ -270,7 +263,7 @@ class AuditOutbox:
                 except (ValueError, TypeError, KeyError, IndexError) as exc:
                     # Kept, not deleted: an operator can read it; later records still wait.
                     _log.error("abuse audit outbox record %s is unreadable: %s", record_id, exc)
-                    return -1
+                    return 1
                 start = self._done.get(record_id, 0)
                 for i in range(start, len(events)):
                     tenant, action, target, outcome, event_id, details, actor = events[i]
@@ -284,7 +277,7 @@ class AuditOutbox:
                 except StoreUnavailable as exc:
                     self._done[record_id] = len(events)
                     _log.warning("abuse audit outbox delete failed (%s)", exc)
-                    return -1
+                    return 1
                 self._done.pop(record_id, None)
 
     def _send(

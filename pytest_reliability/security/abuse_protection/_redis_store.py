@@ -42,6 +42,12 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Pops the head only if it is the record named: never a record that was not delivered.
+_POP = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and string.sub(head, 1, #ARGV[1]) == ARGV[1] then return redis.call('LPOP', KEYS[1]) end
+return false
+"""
 
 
 def _text(value: Any) -> Any:
@@ -55,10 +61,12 @@ class RedisAbuseStore:
     __slots__ = (
         "_apply",
         "_checks",
+        "_contexts",
         "_durability",
         "_epoch",
         "_initialize",
         "_params",
+        "_pop",
         "_release",
         "blocks",
         "client",
@@ -97,6 +105,8 @@ class RedisAbuseStore:
         self.lease = redis_key(prefix, "abuse-outbox-lease")
         self._apply = client.register_script(APPLY)
         self._release = client.register_script(_RELEASE)
+        self._pop = client.register_script(_POP)
+        self._contexts: dict[tuple[str, str], str] = {}
         self._durability = check_mode(durability)
         self._initialize = initialize
         self._epoch: str | None = None
@@ -186,6 +196,16 @@ class RedisAbuseStore:
             text = self._checks[checks] = json.dumps(checks)
         return text
 
+    def _context_json(self, record: tuple[str, str] | None) -> str:
+        if record is None:
+            return ""
+        text = self._contexts.get(record)
+        if text is None:
+            if len(self._contexts) >= 256:
+                self._contexts.clear()
+            text = self._contexts[record] = json.dumps(record)
+        return text
+
     def _row_key(self, tenant: str, kind: str, name: str) -> str:
         return redis_key(self.prefix, "abuse", tenant, kind, name)
 
@@ -221,7 +241,7 @@ class RedisAbuseStore:
                     "1" if consume else "0",
                     json.dumps([tenant, subject]),
                     epoch,
-                    json.dumps(record) if record is not None else "",
+                    self._context_json(record),
                     self.outbox_cap,
                 ],
             )
@@ -278,10 +298,7 @@ class RedisAbuseStore:
     def outbox_delete(self, record_id: str) -> None:
         """Delete the delivered record (the oldest: flushes go in order under the lease)."""
         try:
-            # The record is at the head; LREM by value would need its text, so match the id.
-            raw = self.client.lindex(self.outbox, 0)
-            if raw is not None and str(_text(raw)).startswith(f'["{record_id}"'):
-                self.client.lpop(self.outbox)
+            self._pop(keys=[self.outbox], args=[f'["{record_id}"'])
         except RedisError as exc:
             raise AbuseStoreUnavailable(f"abuse store unavailable: {exc!r}") from exc
 
