@@ -8,7 +8,8 @@
   second event failed does not repeat its first;
 * the outbox cap: an audited step at the cap is refused whole and fails closed (a block stays
   in force, its expiry is recorded after the outbox drained), quiet steps go on;
-* one flusher at a time (the lease); a decision on Redis stays one round trip.
+* one flusher at a time (the lease); a decision on Redis stays one round trip;
+* a damaged record is a typed error (Hypothesis), kept, and holds the later ones back.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_reliability.audit import AuditLog, InMemoryAuditLog
 from pytest_reliability.clock import ManualClock
 from pytest_reliability.db import create_schema, make_engine
+from pytest_reliability.errors import AbuseStoreUnavailable
 from pytest_reliability.security.abuse_protection import (
     AUDIT_BLOCK_EXPIRED,
     AUDIT_ENFORCED,
@@ -37,11 +41,13 @@ from pytest_reliability.security.abuse_protection import (
     AUDIT_UNBLOCKED,
     AbusePolicy,
     AbuseProtection,
+    MemoryAbuseStore,
     Scraping,
     Signal,
     Tier,
     store_from_url,
 )
+from pytest_reliability.security.abuse_protection._auditing import events_for
 from pytest_reliability.tenancy import tenant_scope
 from tests.security import abuse_outbox_worker as worker
 
@@ -309,3 +315,37 @@ def test_a_killed_process_s_events_are_delivered_by_a_fresh_one_exactly_once(
         assert log.verify().ok
     p.close()
     engine.dispose()
+
+
+def _record_like() -> st.SearchStrategy[Any]:
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    return st.recursive(scalars, lambda c: st.lists(c, max_size=12), max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200) | _record_like().map(json.dumps))
+def test_an_unreadable_record_is_a_typed_error(text: str) -> None:
+    try:
+        events = events_for(text, "abuse-protection")
+    except AbuseStoreUnavailable as exc:
+        message = str(exc)
+        events = []
+    else:
+        message = "unreadable"
+    assert "unreadable" in message
+    assert all(e[1].startswith("abuse.") for e in events)
+
+
+def test_a_damaged_record_is_kept_and_holds_the_later_ones_back(
+    audit: InMemoryAuditLog, clock: ManualClock, tenant: str
+) -> None:
+    store = MemoryAbuseStore()
+    sink = Switch(audit)
+    p = AbuseProtection(store, POLICY, clock=clock, audit=sink)
+    store._outbox["damaged"] = '["damaged", "acme", 7]'
+    p.decide(Signal.request(IP, "/.env"))
+    assert audit.events() == []  # order first: nothing passes the damaged record
+    assert p.audit.pending == 3
+    del store._outbox["damaged"]  # what an operator does after reading the log
+    assert p.audit.flush() == 0
+    assert _actions(audit) == [(AUDIT_ESCALATED, IP), (AUDIT_ENFORCED, IP)]

@@ -27,7 +27,7 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, final
 
-from pytest_reliability.errors import StoreUnavailable
+from pytest_reliability.errors import AbuseStoreUnavailable, StoreUnavailable
 from pytest_reliability.protocols import AuditSink
 from pytest_reliability.security.abuse_protection._model import Tier, subject_label
 from pytest_reliability.security.abuse_protection._transition import Outcome
@@ -124,14 +124,38 @@ def events_for(
     """The events of one outbox record: (tenant, action, target, outcome, id, details, actor).
 
     The order is the order they happened in: expiry, escalation, enforcement, unblock. An
-    unreadable record raises ``ValueError`` (the flush then keeps it and logs it).
+    unreadable record (a damaged store) raises
+    :class:`~pytest_reliability.errors.AbuseStoreUnavailable`; the flush then keeps it, logs it,
+    and delivers nothing after it (order first).
     """
+    try:
+        return _events(text, default_actor)
+    except (
+        ArithmeticError,
+        AttributeError,
+        LookupError,
+        OSError,
+        RecursionError,
+        TypeError,
+        ValueError,
+    ) as exc:
+        raise AbuseStoreUnavailable(
+            f"abuse audit outbox record is unreadable: {type(exc).__name__}"
+        ) from None
+
+
+def _events(
+    text: str, default_actor: str
+) -> list[tuple[str, str, str, str, str, dict[str, Any], str]]:
     record = json.loads(text)
+    if not isinstance(record, list) or not isinstance(record[7], list):
+        raise TypeError("not a record")
     record_id, tenant, subject, _now, actor, seen_by, unblock_reason, o = record
     tier, _allowed, retry, detector, reason, from_tier, expired, enforce, suppressed = o[:9]
     offenses, until = o[9], o[10]
     actor = str(actor) or default_actor
     label = subject_label(str(subject))
+    tier, from_tier = int(tier), int(from_tier)
     found: list[tuple[str, str, str, dict[str, Any], str]] = []
     if expired:
         found.append(
@@ -182,7 +206,7 @@ def events_for(
             )
         )
     return [
-        (str(tenant), action, target, outcome, f"{record_id}/{i}", details, who)
+        (str(tenant), action, target, outcome, f"{record_id}/{i}", details, str(who))
         for i, (action, outcome, target, details, who) in enumerate(found)
     ]
 
@@ -210,7 +234,7 @@ class AuditOutbox:
         for record_id, text in self.store.outbox_peek(OUTBOX_CAP):
             try:
                 total += len(events_for(text, self.actor)) - self._done.get(record_id, 0)
-            except (ValueError, TypeError, KeyError, IndexError):
+            except AbuseStoreUnavailable:
                 total += 1
         return total
 
@@ -260,7 +284,7 @@ class AuditOutbox:
             for record_id, text in batch:
                 try:
                     events = events_for(text, self.actor)
-                except (ValueError, TypeError, KeyError, IndexError) as exc:
+                except AbuseStoreUnavailable as exc:
                     # Kept, not deleted: an operator can read it; later records still wait.
                     _log.error("abuse audit outbox record %s is unreadable: %s", record_id, exc)
                     return 1
