@@ -349,3 +349,31 @@ def test_a_damaged_record_is_kept_and_holds_the_later_ones_back(
     del store._outbox["damaged"]  # what an operator does after reading the log
     assert p.audit.flush() == 0
     assert _actions(audit) == [(AUDIT_ESCALATED, IP), (AUDIT_ENFORCED, IP)]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+def test_instances_sharing_a_store_deliver_each_record_once(
+    request: pytest.FixtureRequest,
+    kind: str,
+    audit: InMemoryAuditLog,
+    clock: ManualClock,
+    tenant: str,
+) -> None:
+    url, options = _store(request, kind)
+    if kind == "redis":
+        store_from_url(url, initialize=True, **options).close()
+    down, up = Switch(audit), Switch(audit)
+    down.down = True
+    a = AbuseProtection.from_url(url, POLICY, clock=clock, audit=down, **options)
+    a.decide(Signal.request(IP, "/.env"))
+    assert a.store.outbox_lease("another-flusher", 30_000)  # someone else is flushing
+    b = AbuseProtection.from_url(url, POLICY, clock=clock, audit=up, **options)
+    assert b.audit.flush() > 0  # it does not wait, and delivers nothing meanwhile
+    assert audit.events() == []
+    a.store.outbox_release("another-flusher")
+    assert b.audit.flush() == 0
+    down.down = False
+    assert a.audit.flush() == 0
+    assert _actions(audit) == [(AUDIT_ESCALATED, IP), (AUDIT_ENFORCED, IP)]
+    a.close()
+    b.close()
