@@ -153,6 +153,7 @@ def test_ops_block_and_unblock_are_recorded_with_their_step(
     sink.down = True
     p.block(IP, 600, reason="case 7", actor="alice")
     p.unblock(IP, reason="false positive", actor="bob")
+    p.unblock(IP, reason="", actor="carol")  # an empty reason is still an unblock
     assert audit.events() == []
     sink.down = False
     p.audit.flush()
@@ -160,8 +161,10 @@ def test_ops_block_and_unblock_are_recorded_with_their_step(
     assert [(e.action, e.actor) for e in events] == [
         (AUDIT_ESCALATED, "alice"),
         (AUDIT_UNBLOCKED, "bob"),
+        (AUDIT_UNBLOCKED, "carol"),
     ]
     assert events[1].details["reason"] == "false positive"
+    assert events[2].details["reason"] == ""
 
 
 def test_a_record_whose_later_event_failed_does_not_repeat_the_first(

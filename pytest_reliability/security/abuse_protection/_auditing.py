@@ -94,7 +94,8 @@ def outbox_record(
 
     ``context`` is (actor, observer). The Redis script writes the same shape.
     """
-    reason = str(force[2]) if force is not None and force[0] == "unblock" else ""
+    # "u:" marks an unblock (its reason may be empty); "" is every other step.
+    reason = f"u:{force[2]}" if force is not None and force[0] == "unblock" else ""
     outcome = [
         out.tier,
         int(out.allowed),
@@ -195,13 +196,13 @@ def _events(
                 default_actor,
             )
         )
-    if seen_by == "ops" and unblock_reason:
+    if isinstance(unblock_reason, str) and unblock_reason.startswith("u:"):
         found.append(
             (
                 AUDIT_UNBLOCKED,
                 "normal",
                 label,
-                {"from": Tier(from_tier).name, "reason": unblock_reason},
+                {"from": Tier(from_tier).name, "reason": unblock_reason[2:]},
                 actor,
             )
         )

@@ -58,10 +58,6 @@ class SubjectStatus:
     allow_listed: bool
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
-
-
 @final
 class AbuseProtection:
     """Detects abuse per (tenant, subject) and answers each signal with a :class:`Decision`.

@@ -210,7 +210,7 @@ if ARGV[8] ~= '' and (expired ~= 0 or tier > from or enforce == 1 or unblocked) 
   local who = cjson.decode(ARGV[6])
   local id = ARGV[7] .. '-' .. redis.call('INCR', KEYS[4])
   local why = ''
-  if unblocked then why = force[3] end
+  if unblocked then why = 'u:' .. force[3] end
   redis.call('RPUSH', KEYS[3], cjson.encode({id, who[1], who[2], now, ctx[1], ctx[2], why,
     {tier, ok, math.max(0, retry), detector, reason, from, expired, enforce, suppressed,
      s.off or 0, untl}}))
