@@ -9,7 +9,9 @@
 * the outbox cap: an audited step at the cap is refused whole and fails closed (a block stays
   in force, its expiry is recorded after the outbox drained), quiet steps go on;
 * one flusher at a time (the lease); a decision on Redis stays one round trip;
-* a damaged record is a typed error (Hypothesis), kept, and holds the later ones back.
+* a damaged record is a typed error (Hypothesis), kept, and holds the later ones back;
+* the duplicate window, shown: an append whose delete did not happen is repeated by a fresh
+  process (same ``outbox_id``), never by the process that made it.
 """
 
 from __future__ import annotations
@@ -380,3 +382,42 @@ def test_instances_sharing_a_store_deliver_each_record_once(
     assert _actions(audit) == [(AUDIT_ESCALATED, IP), (AUDIT_ENFORCED, IP)]
     a.close()
     b.close()
+
+
+def test_the_duplicate_window_is_an_append_whose_delete_did_not_happen(
+    sqlite_url: str, audit: InMemoryAuditLog, clock: ManualClock, tenant: str
+) -> None:
+    class DeleteFails:
+        """The store's delete fails once, as if the process died right after the append."""
+
+        def __init__(self, store: Any) -> None:
+            self.store = store
+            self.fail = True
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.store, name)
+
+        def outbox_delete(self, record_id: str) -> None:
+            if self.fail:
+                self.fail = False
+                raise AbuseStoreUnavailable("abuse store unavailable: connection lost")
+            self.store.outbox_delete(record_id)
+
+    store = DeleteFails(store_from_url(sqlite_url))
+    p = AbuseProtection(store, POLICY, clock=clock, audit=audit)
+    p.decide(Signal.request(IP, "/.env"))
+    assert len(audit.events()) == 2
+    assert p.audit.pending == 0  # this process remembers what it delivered: no repeat
+    assert p.audit.flush() == 0
+    assert len(audit.events()) == 2
+    store.fail = True
+    p.decide(Signal.request(OTHER, "/.env"))
+    # A fresh process knows nothing of the append: it delivers the record's events again,
+    # under the same outbox_id, which is how a reader recognises the repeat.
+    fresh = AbuseProtection.from_url(sqlite_url, POLICY, clock=clock, audit=audit)
+    ids = [e.details["outbox_id"] for e in audit.events()]
+    assert len(ids) == 6
+    assert len(set(ids)) == 4
+    assert [e.target for e in audit.events()][2:] == [OTHER] * 4
+    fresh.close()
+    p.close()
