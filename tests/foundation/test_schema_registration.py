@@ -14,7 +14,8 @@ from pytest_reliability.db import metadata, register_tables
 from pytest_reliability.errors import ConfigurationError
 
 SHIPPED = {"audit_events", "audit_heads", "idempotency_records", "ops_kill_switches"} | {
-    "abuse_state"
+    "abuse_state",
+    "abuse_outbox",
 }
 
 

@@ -8,7 +8,9 @@ few dozen steps. After every step the model checks the invariants of ``docs/abus
 * a BLOCK lasts at least its duration, whatever the clock does;
 * tiers step down only after their quiet periods, one tier per period;
 * allow-listed subjects are never escalated;
-* every escalation has exactly one ``abuse.escalated`` audit event.
+* every escalation has exactly one ``abuse.escalated`` audit event: in the audit log, or while
+  the audit log is down (a rule takes it down and brings it back), waiting in the store's outbox,
+  never both, never lost.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pytest_reliability.security.abuse_protection import (
     Tier,
     subject_label,
 )
+from pytest_reliability.security.abuse_protection._auditing import events_for
 from pytest_reliability.tenancy import tenant_scope
 
 BURST = Threshold(10.0, 4, Tier.THROTTLE)
@@ -80,6 +83,19 @@ def _ms(clock: ManualClock) -> int:
     return int(clock.time() * 1000)
 
 
+class _Switch:
+    """The machine's audit log behind a switch: while ``down``, every append fails."""
+
+    def __init__(self, sink: AuditSink) -> None:
+        self.sink = sink
+        self.down = False
+
+    def append(self, action: str, **kw: Any) -> Any:
+        if self.down:
+            raise OSError("audit database unreachable")
+        return self.sink.append(action, **kw)
+
+
 class AbuseMachine(RuleBasedStateMachine):
     """Set ``make_store`` (and optionally ``make_audit``) on a subclass per store."""
 
@@ -94,7 +110,13 @@ class AbuseMachine(RuleBasedStateMachine):
         self.clock = ManualClock()
         self.audit = self.make_audit(self.clock)
         self.store = self.make_store()
-        self.protection = AbuseProtection(self.store, POLICY, clock=self.clock, audit=self.audit)
+        self.switch = _Switch(self.audit)
+        self.protection = AbuseProtection(
+            self.store,
+            POLICY,
+            clock=self.clock,
+            audit=self.switch,
+        )
         self.row_t: dict[str, int] = defaultdict(int)  # the newest time each row has seen
         self.allowed_in_bucket: Counter[tuple[str, int]] = Counter()
         self.block_until: dict[str, int] = {}
@@ -189,6 +211,15 @@ class AbuseMachine(RuleBasedStateMachine):
             if max(now, self.row_t[row]) >= until and self.last[subject][0] is Tier.BLOCK:
                 self.row_t[row] = max(now, self.row_t[row])
 
+    @rule()
+    def audit_log_goes_down(self) -> None:
+        self.switch.down = True
+
+    @rule()
+    def audit_log_comes_back(self) -> None:
+        self.switch.down = False
+        assert self.protection.audit.flush() == 0
+
     # -- the audit invariant --------------------------------------------------------------
 
     @invariant()
@@ -198,5 +229,13 @@ class AbuseMachine(RuleBasedStateMachine):
             return
         with tenant_scope(self.tenant):
             found = Counter(e.target for e in events(action=AUDIT_ESCALATED))
+        waiting = Counter(
+            e[2]
+            for _, text in self.store.outbox_peek(10_000)
+            for e in events_for(text, "machine")
+            if e[1] == AUDIT_ESCALATED
+        )
+        if not self.switch.down:
+            assert not waiting  # a working audit log took every event at its step
         expected = Counter({subject_label(s): n for s, n in self.escalations.items() if n})
-        assert found == expected
+        assert found + waiting == expected

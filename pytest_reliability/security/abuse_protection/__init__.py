@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         AUDIT_ENFORCED,
         AUDIT_ESCALATED,
         AUDIT_UNBLOCKED,
+        OUTBOX_CAP,
     )
     from pytest_reliability.security.abuse_protection._detectors import (
         DEFAULT_PROBE_PATHS,
@@ -78,6 +79,7 @@ __all__ = [
     "AUDIT_UNBLOCKED",
     "DEFAULT_BLOCK_LADDER",
     "DEFAULT_PROBE_PATHS",
+    "OUTBOX_CAP",
     "PERMISSION_BLOCK",
     "PERMISSION_READ",
     "PERMISSION_UNBLOCK",
@@ -133,6 +135,7 @@ _HOMES = {
     "DetectorFactory": "._policy",
     "ErrorShare": "._detectors",
     "MemoryAbuseStore": "._memory_store",
+    "OUTBOX_CAP": "._auditing",
     "OpsAuthorizer": "._ops",
     "PERMISSION_BLOCK": "._ops",
     "PERMISSION_READ": "._ops",

@@ -2,17 +2,25 @@
 
 For one instance (tests, a single worker) and as the bounded local fallback while a shared
 store is down. ``max_subjects`` bounds memory: past it the oldest rows are evicted
-first, except subjects still blocked, which are kept.
+first, except subjects still blocked, which are kept. Outbox records are kept in order under the
+same lock as the rows (they live as long as the process, like the rows).
 """
 
 from __future__ import annotations
 
 import copy
+import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, final
 
-from pytest_reliability.errors import ConfigurationError
+from pytest_reliability.errors import AbuseStoreUnavailable, ConfigurationError
+from pytest_reliability.security.abuse_protection._auditing import (
+    OUTBOX_CAP,
+    needs_record,
+    outbox_record,
+)
 from pytest_reliability.security.abuse_protection._detectors import Check
 from pytest_reliability.security.abuse_protection._store import RowKey
 from pytest_reliability.security.abuse_protection._transition import Outcome, Params, transition
@@ -24,12 +32,15 @@ __all__ = ["MemoryAbuseStore"]
 class MemoryAbuseStore:
     """Abuse state in this process's memory. Thread-safe."""
 
-    __slots__ = ("_blocked", "_lock", "_rows", "max_rows")
+    __slots__ = ("_blocked", "_lock", "_outbox", "_rows", "max_rows", "outbox_cap")
 
-    def __init__(self, *, max_rows: int = 1_000_000) -> None:
-        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-            raise ConfigurationError(f"max_rows {max_rows!r}: need a whole number >= 1")
+    def __init__(self, *, max_rows: int = 1_000_000, outbox_cap: int = OUTBOX_CAP) -> None:
+        for name, value in (("max_rows", max_rows), ("outbox_cap", outbox_cap)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} {value!r}: need a whole number >= 1")
         self.max_rows = max_rows
+        self.outbox_cap = outbox_cap
+        self._outbox: OrderedDict[str, str] = OrderedDict()
         # Insertion order is the eviction order (oldest first); a dict keeps it for free.
         self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -47,10 +58,12 @@ class MemoryAbuseStore:
         *,
         force: tuple[Any, ...] | None = None,
         consume: bool = True,
+        record: tuple[str, str] | None = None,
     ) -> Outcome:
-        """Run the transition on the rows under the store's lock."""
+        """Run the transition on the rows under the store's lock (and record it if audited)."""
         rows_map = self._rows
         with self._lock:
+            full = record is not None and len(self._outbox) >= self.outbox_cap
             rows = []
             for kind, name in keys:
                 key = (tenant, kind, name)
@@ -59,8 +72,22 @@ class MemoryAbuseStore:
                     row = rows_map[key] = {}
                     if len(rows_map) > self.max_rows:
                         self._evict()
-                rows.append(row)
+                # Outbox full: work on copies, kept only if the step needs no record.
+                rows.append(copy.deepcopy(row) if full else row)
             out = transition(rows, now_ms, checks, params, force=force, consume=consume)
+            if record is not None and needs_record(out, force):
+                if full:
+                    raise AbuseStoreUnavailable(
+                        f"abuse audit outbox is full ({self.outbox_cap} records): an audited "
+                        "step is refused until the audit log takes them"
+                    )
+                record_id = secrets.token_hex(12)
+                self._outbox[record_id] = outbox_record(
+                    record_id, tenant, keys[0][1], now_ms, record, force, out
+                )
+            elif full:
+                for (kind, name), row in zip(keys, rows, strict=True):
+                    rows_map[(tenant, kind, name)] = row
             subject = (tenant, keys[0][1])
             if out.tier == 3:
                 self._blocked[subject] = out.until
@@ -97,6 +124,28 @@ class MemoryAbuseStore:
                 if k[1] == "s":
                     self._blocked.pop((k[0], k[2]), None)
         return len(dead)
+
+    def outbox_peek(self, limit: int) -> list[tuple[str, str]]:
+        """Pending outbox records, oldest first."""
+        with self._lock:
+            found: list[tuple[str, str]] = []
+            for item in self._outbox.items():
+                if len(found) >= limit:
+                    break
+                found.append(item)
+            return found
+
+    def outbox_delete(self, record_id: str) -> None:
+        """Forget one delivered record."""
+        with self._lock:
+            self._outbox.pop(record_id, None)
+
+    def outbox_lease(self, owner: str, lease_ms: int) -> bool:
+        """Always granted: the store lives in one process, whose flusher holds its own lock."""
+        return True
+
+    def outbox_release(self, owner: str) -> None:
+        """Nothing held."""
 
     def close(self) -> None:
         """Nothing to release."""

@@ -18,13 +18,7 @@ from pytest_reliability.errors import (
     StoreUnavailable,
 )
 from pytest_reliability.protocols import AuditSink, Clock
-from pytest_reliability.security.abuse_protection._auditing import (
-    AUDIT_BLOCK_EXPIRED,
-    AUDIT_ENFORCED,
-    AUDIT_ESCALATED,
-    AUDIT_UNBLOCKED,
-    AuditOutbox,
-)
+from pytest_reliability.security.abuse_protection._auditing import AuditOutbox, needs_record
 from pytest_reliability.security.abuse_protection._detectors import Check
 from pytest_reliability.security.abuse_protection._memory_store import MemoryAbuseStore
 from pytest_reliability.security.abuse_protection._model import (
@@ -64,10 +58,6 @@ class SubjectStatus:
     allow_listed: bool
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
-
-
 @final
 class AbuseProtection:
     """Detects abuse per (tenant, subject) and answers each signal with a :class:`Decision`.
@@ -105,13 +95,15 @@ class AbuseProtection:
         self.store = store
         self.policy = policy if policy is not None else AbusePolicy()
         self.clock = clock if clock is not None else system_clock
-        self.audit = AuditOutbox(audit, actor)
+        self.audit = AuditOutbox(audit, actor, store)
         self._params = self.policy.params()
         self._blocked: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._blocked_lock = threading.Lock()
         self._fallback: MemoryAbuseStore | None = None
         if self.policy.on_store_failure == "local":
             self._fallback = MemoryAbuseStore(max_rows=self.policy.local_fallback_subjects)
+        # Deliver what an earlier instance (maybe one that died) left in the store's outbox.
+        self.audit.flush()
 
     @classmethod
     def from_url(
@@ -163,8 +155,11 @@ class AbuseProtection:
         keys, checks = self._plan(signal)
         now = int(self.clock.time() * 1000)
         consume = signal.kind is not SignalKind.RESPONSE
+        record = None if self.audit.sink is None else (self.audit.actor, "decision")
         try:
-            out = self.store.apply(tenant, keys, now, checks, self._params, consume=consume)
+            out = self.store.apply(
+                tenant, keys, now, checks, self._params, consume=consume, record=record
+            )
         except StoreUnavailable as exc:
             return self._unavailable(tenant, signal, keys, checks, now, consume, exc)
         if out.allowed and out.tier == out.from_tier and not out.detector and not out.expired_until:
@@ -173,7 +168,7 @@ class AbuseProtection:
                 with self._blocked_lock:
                     self._blocked.pop((tenant, subject), None)
             return _QUIET[out.tier]
-        return self._conclude(tenant, subject, now, out, self.audit.actor, "decision")
+        return self._conclude(tenant, subject, out, None)
 
     async def adecide(self, signal: Signal) -> Decision:
         """:meth:`decide` for asyncio code: a network store runs in a worker thread."""
@@ -246,7 +241,7 @@ class AbuseProtection:
         )
 
     def _conclude(
-        self, tenant: str, subject: str, now: int, out: Outcome, actor: str, seen_by: str
+        self, tenant: str, subject: str, out: Outcome, force: tuple[Any, ...] | None
     ) -> Decision:
         key = (tenant, subject)
         if out.tier == 3:
@@ -256,8 +251,9 @@ class AbuseProtection:
         elif key in self._blocked:
             with self._blocked_lock:
                 self._blocked.pop(key, None)
-        if out.expired_until or out.tier > out.from_tier or out.enforce:
-            self._audit(tenant, subject, out, actor, seen_by)
+        if self.audit.sink is not None and needs_record(out, force):
+            # The store recorded the events with the step; deliver them (and any older ones).
+            self.audit.flush()
         return self._decision(out)
 
     def _remember_block(self, key: tuple[str, str], until: int) -> None:
@@ -266,46 +262,6 @@ class AbuseProtection:
             self._blocked.move_to_end(key)
             while len(self._blocked) > self.policy.blocked_cache_size:
                 self._blocked.popitem(last=False)
-
-    def _audit(self, tenant: str, subject: str, out: Outcome, actor: str, seen_by: str) -> None:
-        label = subject_label(subject)
-        if out.expired_until:
-            self.audit.emit(
-                tenant,
-                AUDIT_BLOCK_EXPIRED,
-                label,
-                "expired",
-                {"blocked_until": _iso(out.expired_until), "observed_by": seen_by},
-            )
-        if out.tier > out.from_tier:
-            details: dict[str, Any] = {
-                "from": Tier(out.from_tier).name,
-                "to": Tier(out.tier).name,
-                "detector": out.detector,
-                "reason": out.reason,
-                "offenses": out.offenses,
-            }
-            if out.tier == 3:
-                details["until"] = _iso(out.until)
-            self.audit.emit(
-                tenant, AUDIT_ESCALATED, label, Tier(out.tier).name.lower(), details, actor=actor
-            )
-        if out.enforce:
-            tier = Tier(out.tier)
-            self.audit.emit(
-                tenant,
-                AUDIT_ENFORCED,
-                label,
-                "deny",
-                {
-                    "tier": tier.name,
-                    "status": _STATUS[tier],
-                    "detector": out.detector,
-                    "reason": out.reason,
-                    "suppressed_before": out.suppressed,
-                    "retry_after_ms": out.retry_ms,
-                },
-            )
 
     # -- operations -----------------------------------------------------------------------
 
@@ -334,18 +290,11 @@ class AbuseProtection:
     def _force(self, subject: str, force: tuple[Any, ...], actor: str) -> Decision:
         tenant = current_tenant()
         now = self._now_ms()
-        out = self.store.apply(tenant, [("s", subject)], now, (), self._params, force=force)
-        decision = self._conclude(tenant, subject, now, out, actor, "ops")
-        if force[0] == "unblock":
-            self.audit.emit(
-                tenant,
-                AUDIT_UNBLOCKED,
-                subject_label(subject),
-                "normal",
-                {"from": Tier(out.from_tier).name, "reason": force[2]},
-                actor=actor,
-            )
-        return decision
+        record = None if self.audit.sink is None else (actor, "ops")
+        out = self.store.apply(
+            tenant, [("s", subject)], now, (), self._params, force=force, record=record
+        )
+        return self._conclude(tenant, subject, out, force)
 
     def status(self, subject: str) -> SubjectStatus:
         """The subject's tier as of now (decay applied on a copy; nothing is written)."""
@@ -361,16 +310,19 @@ class AbuseProtection:
         """Record the expiry of every block that ended (up to ``limit``); return how many.
 
         Run it periodically so a block's expiry is audited even when its subject never comes
-        back. A decision that sees the expiry first records it instead; never both.
+        back. A decision that sees the expiry first records it instead; never both. It first
+        delivers the audit outbox's pending events (those of a process that died included).
         """
+        self.audit.flush()
         now = self._now_ms()
         seen = 0
+        record = None if self.audit.sink is None else (self.audit.actor, "sweeper")
         for tenant, subject in self.store.expired_blocks(now, limit):
             with tenant_scope(tenant):
                 out = self.store.apply(
-                    tenant, [("s", subject)], now, (), self._params, consume=False
+                    tenant, [("s", subject)], now, (), self._params, consume=False, record=record
                 )
-                self._conclude(tenant, subject, now, out, self.audit.actor, "sweeper")
+                self._conclude(tenant, subject, out, None)
             seen += 1 if out.expired_until else 0
         return seen
 

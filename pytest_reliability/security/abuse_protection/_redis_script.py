@@ -2,9 +2,11 @@
 
 It mirrors the Python function line by line (same names, same order of operations, so the same
 floating-point results); the conformance suite runs both on the same signals and compares.
-KEYS: the store marker, the blocks index (a sorted set scored by block end), then the rows (the
-subject's first). ARGV: now, the policy's parameters, the checks, the ops force (or ""),
-consume, the subject's member in the blocks index, the marker value the store expects.
+KEYS: the store marker, the blocks index (a sorted set scored by block end), the audit outbox
+(a list of records, oldest first), the outbox's id counter, then the rows (the subject's first).
+ARGV: now, the policy's parameters, the checks, the ops force (or ""), consume, the subject's
+member in the blocks index, the marker value the store expects, the outbox context
+(``[actor, observer]`` as JSON, or "" to record nothing), the outbox cap.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ if ARGV[4] ~= '' then force = cjson.decode(ARGV[4]) end
 local consume = ARGV[5] == '1'
 local rows = {}
 local fresh = false
-for i = 3, #KEYS do
+for i = 5, #KEYS do
   local raw = redis.call('GET', KEYS[i])
-  if raw then rows[i - 2] = cjson.decode(raw) else rows[i - 2] = {} end
-  if i == 3 and not raw then fresh = true end
+  if raw then rows[i - 4] = cjson.decode(raw) else rows[i - 4] = {} end
+  if i == 5 and not raw then fresh = true end
 end
 
 local function weight(b, w) return (w - (now - b * w)) / w end
@@ -198,11 +200,26 @@ if (not allowed) and not force then
     s.es = (s.es or 0) + 1
   end
 end
+local ok = 0
+if allowed then ok = 1 end
+local unblocked = force and force[1] == 'unblock'
+if ARGV[8] ~= '' and (expired ~= 0 or tier > from or enforce == 1 or unblocked) then
+  -- Checked before any write: at the cap the step is refused whole (fails closed).
+  if redis.call('LLEN', KEYS[3]) >= tonumber(ARGV[9]) then return 'full' end
+  local ctx = cjson.decode(ARGV[8])
+  local who = cjson.decode(ARGV[6])
+  local id = ARGV[7] .. '-' .. redis.call('INCR', KEYS[4])
+  local why = ''
+  if unblocked then why = 'u:' .. force[3] end
+  redis.call('RPUSH', KEYS[3], cjson.encode({id, who[1], who[2], now, ctx[1], ctx[2], why,
+    {tier, ok, math.max(0, retry), detector, reason, from, expired, enforce, suppressed,
+     s.off or 0, untl}}))
+end
 s.tier = tier; s['until'] = untl
 local expires = math.max(now, untl) + p.ret
 for i = 1, #rows do
   rows[i].t = now; rows[i].x = expires
-  redis.call('SET', KEYS[i + 2], cjson.encode(rows[i]), 'PX', expires - now)
+  redis.call('SET', KEYS[i + 4], cjson.encode(rows[i]), 'PX', expires - now)
 end
 if tier == 3 then
   redis.call('ZADD', KEYS[2], untl, ARGV[6])
@@ -210,8 +227,6 @@ elseif was_blocked or fresh then
   -- fresh: a row that expired by TTL may have left its entry in the blocks index.
   redis.call('ZREM', KEYS[2], ARGV[6])
 end
-local ok = 0
-if allowed then ok = 1 end
 -- One bulk string, not an array: one read for the client; the reason goes last (free text).
 return string.format('%d\31%d\31%d\31%d\31%d\31%d\31%d\31%d\31%d\31', tier, ok,
   math.max(0, retry), from, expired, enforce, suppressed, s.off or 0, untl)

@@ -3,7 +3,10 @@
 Rows are JSON strings at ``{prefix}abuse:{len}:{tenant}:{len}:{kind}:{len}:{name}`` (see
 :mod:`pytest_reliability._redis_keys`), each with a Redis TTL of its retention, so forgotten
 subjects disappear without a purge. Blocked subjects are also in the sorted set
-``{prefix}abuse-blocks`` scored by the block's end, which the sweeper reads.
+``{prefix}abuse-blocks`` scored by the block's end, which the sweeper reads. An audited step
+pushes its outbox record onto the list ``{prefix}abuse-outbox`` inside the same script (ids
+``{marker value}-{counter}``, the counter at ``{prefix}abuse-outbox-seq``), so a decision stays
+one round trip; the flush lease is ``{prefix}abuse-outbox-lease``.
 
 Every call checks the store marker ``{prefix}abuse-marker``, written once when the store is
 deployed (``initialize=True``): a server that lost its data (restart without persistence,
@@ -26,6 +29,7 @@ from redis.exceptions import RedisError
 from pytest_reliability._redis_keys import redis_key
 from pytest_reliability._redis_server import Durability, check_durability, check_mode
 from pytest_reliability.errors import AbuseStoreUnavailable, ConfigurationError, StoreDataLost
+from pytest_reliability.security.abuse_protection._auditing import OUTBOX_CAP
 from pytest_reliability.security.abuse_protection._detectors import Check
 from pytest_reliability.security.abuse_protection._redis_script import APPLY
 from pytest_reliability.security.abuse_protection._store import RowKey
@@ -34,6 +38,16 @@ from pytest_reliability.security.abuse_protection._transition import Outcome, Pa
 __all__ = ["RedisAbuseStore"]
 
 _new = tuple.__new__
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Pops the head only if it is the record named: never a record that was not delivered.
+_POP = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and string.sub(head, 1, #ARGV[1]) == ARGV[1] then return redis.call('LPOP', KEYS[1]) end
+return false
+"""
 
 
 def _text(value: Any) -> Any:
@@ -47,13 +61,20 @@ class RedisAbuseStore:
     __slots__ = (
         "_apply",
         "_checks",
+        "_contexts",
         "_durability",
         "_epoch",
         "_initialize",
         "_params",
+        "_pop",
+        "_release",
         "blocks",
         "client",
+        "lease",
         "marker",
+        "outbox",
+        "outbox_cap",
+        "outbox_seq",
         "prefix",
     )
 
@@ -64,8 +85,12 @@ class RedisAbuseStore:
         prefix: str = "",
         durability: Durability = "require",
         initialize: bool = False,
+        outbox_cap: int = OUTBOX_CAP,
     ) -> None:
         """Check the server and the marker; see :meth:`from_url` for the options."""
+        if isinstance(outbox_cap, bool) or not isinstance(outbox_cap, int) or outbox_cap < 1:
+            raise ConfigurationError(f"outbox_cap {outbox_cap!r}: need a whole number >= 1")
+        self.outbox_cap = outbox_cap
         if client.connection_pool.connection_kwargs.get("socket_timeout") is None:
             raise ConfigurationError(
                 "the Redis abuse store needs a client with socket_timeout set (every store "
@@ -75,7 +100,13 @@ class RedisAbuseStore:
         self.prefix = prefix
         self.marker = redis_key(prefix, "abuse-marker")
         self.blocks = redis_key(prefix, "abuse-blocks")
+        self.outbox = redis_key(prefix, "abuse-outbox")
+        self.outbox_seq = redis_key(prefix, "abuse-outbox-seq")
+        self.lease = redis_key(prefix, "abuse-outbox-lease")
         self._apply = client.register_script(APPLY)
+        self._release = client.register_script(_RELEASE)
+        self._pop = client.register_script(_POP)
+        self._contexts: dict[tuple[str, str], str] = {}
         self._durability = check_mode(durability)
         self._initialize = initialize
         self._epoch: str | None = None
@@ -95,6 +126,7 @@ class RedisAbuseStore:
         durability: Durability = "require",
         initialize: bool = False,
         socket_timeout: float = 5.0,
+        outbox_cap: int = OUTBOX_CAP,
         **client_options: Any,
     ) -> RedisAbuseStore:
         """Connect to ``url`` with bounded waits (``socket_timeout`` seconds per call).
@@ -110,7 +142,13 @@ class RedisAbuseStore:
             socket_connect_timeout=client_options.pop("socket_connect_timeout", socket_timeout),
             **client_options,
         )
-        return cls(client, prefix=prefix, durability=durability, initialize=initialize)
+        return cls(
+            client,
+            prefix=prefix,
+            durability=durability,
+            initialize=initialize,
+            outbox_cap=outbox_cap,
+        )
 
     def _connect(self) -> str:
         check_durability(self.client, durability=self._durability, what="Redis abuse store")
@@ -158,6 +196,16 @@ class RedisAbuseStore:
             text = self._checks[checks] = json.dumps(checks)
         return text
 
+    def _context_json(self, record: tuple[str, str] | None) -> str:
+        if record is None:
+            return ""
+        text = self._contexts.get(record)
+        if text is None:
+            if len(self._contexts) >= 256:
+                self._contexts.clear()
+            text = self._contexts[record] = json.dumps(record)
+        return text
+
     def _row_key(self, tenant: str, kind: str, name: str) -> str:
         return redis_key(self.prefix, "abuse", tenant, kind, name)
 
@@ -171,13 +219,20 @@ class RedisAbuseStore:
         *,
         force: tuple[Any, ...] | None = None,
         consume: bool = True,
+        record: tuple[str, str] | None = None,
     ) -> Outcome:
-        """Run the transition in Redis (one ``EVALSHA``)."""
+        """Run the transition in Redis (one ``EVALSHA``, the outbox record included)."""
         try:
             epoch = self._epoch or self._connect()
             subject = keys[0][1]
             result = self._apply(
-                keys=[self.marker, self.blocks, *(self._row_key(tenant, k, n) for k, n in keys)],
+                keys=[
+                    self.marker,
+                    self.blocks,
+                    self.outbox,
+                    self.outbox_seq,
+                    *(self._row_key(tenant, k, n) for k, n in keys),
+                ],
                 args=[
                     now_ms,
                     self._params_json(params),
@@ -186,11 +241,18 @@ class RedisAbuseStore:
                     "1" if consume else "0",
                     json.dumps([tenant, subject]),
                     epoch,
+                    self._context_json(record),
+                    self.outbox_cap,
                 ],
             )
         except RedisError as exc:
             raise AbuseStoreUnavailable(f"abuse store unavailable: {exc!r}") from exc
         text = _text(result)
+        if text == "full":
+            raise AbuseStoreUnavailable(
+                f"abuse audit outbox is full ({self.outbox_cap} records): an audited step is "
+                "refused until the audit log takes them"
+            )
         if text == "lost":
             self._epoch = None
             raise StoreDataLost(
@@ -218,6 +280,45 @@ class RedisAbuseStore:
             )
         except (AttributeError, IndexError, ValueError) as exc:
             raise AbuseStoreUnavailable(f"abuse store answered {text!r}: {exc}") from None
+
+    def outbox_peek(self, limit: int) -> list[tuple[str, str]]:
+        """Pending outbox records, oldest first."""
+        try:
+            raw = self.client.lrange(self.outbox, 0, max(0, limit - 1))
+        except RedisError as exc:
+            raise AbuseStoreUnavailable(f"abuse store unavailable: {exc!r}") from exc
+        found = []
+        for item in raw:
+            text = str(_text(item))
+            # The id leads the record: '["<id>",...'; an unreadable one is kept under its text.
+            head = text[2 : text.find('"', 2)] if text.startswith('["') else text
+            found.append((head, text))
+        return found
+
+    def outbox_delete(self, record_id: str) -> None:
+        """Delete the delivered record (the oldest: flushes go in order under the lease)."""
+        try:
+            self._pop(keys=[self.outbox], args=[f'["{record_id}"'])
+        except RedisError as exc:
+            raise AbuseStoreUnavailable(f"abuse store unavailable: {exc!r}") from exc
+
+    def outbox_lease(self, owner: str, lease_ms: int) -> bool:
+        """Take the flush lease (``SET NX PX``), or renew it if ``owner`` holds it."""
+        try:
+            if self.client.set(self.lease, owner, nx=True, px=lease_ms):
+                return True
+            if _text(self.client.get(self.lease)) == owner:
+                return bool(self.client.set(self.lease, owner, xx=True, px=lease_ms))
+        except RedisError as exc:
+            raise AbuseStoreUnavailable(f"abuse store unavailable: {exc!r}") from exc
+        return False
+
+    def outbox_release(self, owner: str) -> None:
+        """Delete the lease if ``owner`` holds it (compare and delete, in one script)."""
+        try:
+            self._release(keys=[self.lease], args=[owner])
+        except RedisError as exc:
+            raise AbuseStoreUnavailable(f"abuse store unavailable: {exc!r}") from exc
 
     def read(self, tenant: str, subject: str) -> dict[str, Any] | None:
         """Return the subject's row, or None."""

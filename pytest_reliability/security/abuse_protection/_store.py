@@ -36,8 +36,33 @@ class AbuseStore(Protocol):
         *,
         force: tuple[Any, ...] | None = None,
         consume: bool = True,
+        record: tuple[str, str] | None = None,
     ) -> Outcome:
-        """Run the transition on the rows ``keys`` (the subject's first) atomically."""
+        """Run the transition on the rows ``keys`` (the subject's first) atomically.
+
+        With ``record`` (actor, observer), a step that must be audited
+        (:func:`~pytest_reliability.security.abuse_protection._auditing.needs_record`) also
+        writes its outbox record in the same atomic step; with the outbox at its cap
+        (:data:`~pytest_reliability.security.abuse_protection._auditing.OUTBOX_CAP`) such a step
+        raises :class:`~pytest_reliability.errors.AbuseStoreUnavailable` and changes nothing.
+        """
+        ...
+
+    def outbox_peek(self, limit: int) -> list[tuple[str, str]]:
+        """Return up to ``limit`` pending outbox records (id, JSON text), oldest first."""
+        ...
+
+    def outbox_delete(self, record_id: str) -> None:
+        """Delete one outbox record (its events are in the audit log)."""
+        ...
+
+    def outbox_lease(self, owner: str, lease_ms: int) -> bool:
+        """Take (or renew) the flush lease for ``owner`` for ``lease_ms``; False if another
+        owner holds it. One flusher at a time keeps the audit log's order and no repeats."""
+        ...
+
+    def outbox_release(self, owner: str) -> None:
+        """Give the flush lease back if ``owner`` holds it."""
         ...
 
     def read(self, tenant: str, subject: str) -> dict[str, Any] | None:

@@ -26,4 +26,20 @@ abuse_state = sa.Table(
 )
 """One row per subject or account of a tenant."""
 
-register_tables(abuse_state)
+abuse_outbox = sa.Table(
+    "abuse_outbox",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("record_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("record", sa.Text, nullable=False),
+)
+"""Audit events not yet in the audit log: one record per audited step, written in the step's
+transaction, delivered in ``seq`` order and deleted once appended. The flush lease is the
+``abuse_state`` row (``''``, ``o``, ``flush``): ``data`` its owner, ``expires_ms`` its end."""
+
+register_tables(abuse_state, abuse_outbox)
