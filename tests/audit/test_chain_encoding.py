@@ -107,3 +107,52 @@ def test_both_postgres_read_paths_verify_and_classify_breaks(
         assert conn.execute(sa.text("SELECT count(*) FROM audit_events")).scalar_one() == 40
         trans.rollback()
     assert log.verify().ok
+
+
+@pytest.mark.postgres
+def test_verifying_in_the_callers_transaction_leaves_its_sort_setting_alone(
+    pg_engine: Engine, read_path: str
+) -> None:
+    # Verification reads the chain in index order (no whole-chain sort when statistics are
+    # stale) by turning sorts off for its own reads; the caller's transaction gets its value back.
+    create_schema(pg_engine)
+    log = AuditLog(pg_engine)
+    with tenant_scope("acme"):
+        for i in range(5):
+            log.append("a", actor="u", target=f"t{i}", outcome="ok")
+    with pg_engine.connect() as conn:
+        trans = conn.begin()
+        conn.exec_driver_sql("SET LOCAL enable_sort = on")
+        assert log.verify(connection=conn).ok
+        assert conn.exec_driver_sql("SHOW enable_sort").scalar_one() == "on"
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        assert log.verify(connection=conn).ok
+        assert conn.exec_driver_sql("SHOW enable_sort").scalar_one() == "off"
+        trans.rollback()
+
+
+@pytest.mark.postgres
+def test_the_chain_is_read_without_sorting_it(pg_engine: Engine, read_path: str) -> None:
+    from pytest_reliability.audit._dialect import _POSTGRES, _index_order
+
+    create_schema(pg_engine)
+    with pg_engine.connect() as conn:
+        trans = conn.begin()
+        # A bulk load the planner has no statistics for (as after a restore, before ANALYZE):
+        # left alone it sorts the whole chain, on disk, before returning the first row.
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        conn.exec_driver_sql(
+            "INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at_us, action, actor,"
+            " target, outcome, details, correlation_id, prev_hash, hash)"
+            " SELECT 'acme', g, 'e' || g, g, 'a', 'u', 't', 'ok', repeat('x', 200), NULL,"
+            " md5(g::text), md5(g::text) FROM generate_series(1, 20000) AS g"
+        )
+        dbapi: Any = conn.connection.driver_connection
+        sql = "EXPLAIN " + _POSTGRES.chain_sql.replace("%s", "'acme'")
+        sorted_first = [str(r[0]) for r in conn.exec_driver_sql(sql)]
+        with _index_order(dbapi):
+            streamed = [str(r[0]) for r in conn.exec_driver_sql(sql)]
+        trans.rollback()
+    assert sorted_first[0].startswith("Sort "), sorted_first  # what the setting prevents
+    assert streamed[0].startswith("Incremental Sort"), streamed
+    assert any("Index Scan" in line for line in streamed), streamed
