@@ -386,7 +386,8 @@ def _facts(report: Mapping[str, Any]) -> str:
         for action, count in facts.get("audit", {}).get("events_by_action", {}).items():
             audit[str(action)] += int(count)
     out = ['<section aria-labelledby="h-facts"><h2 id="h-facts">Reliability facts</h2>']
-    if not (injected or switches or idempotency or audit or report.get("backups")):
+    later = (_abuse(report), _property_chaos(report), _outage_drills(report))
+    if not (injected or switches or idempotency or audit or report.get("backups") or any(later)):
         out.append("<p>No test recorded chaos faults, kill switches, idempotency or audit.</p>")
     if injected:
         rows = "".join(
@@ -441,12 +442,106 @@ def _facts(report: Mapping[str, Any]) -> str:
             '<th scope="col">backend</th><th scope="col">status</th><th scope="col">RTO</th>'
             f'<th scope="col">reason</th></tr></thead><tbody>{rows}</tbody></table>'
         )
+    out.extend(part for part in later if part)
     sections = report.get("sections") or {}
     for name in sorted(sections):
         out.append(f"<details><summary>Section {_e(name)}</summary>")
         out.append(_json_block(sections[name]) + "</details>")
     out.append("</section>")
     return "".join(out)
+
+
+def _abuse(report: Mapping[str, Any]) -> str:
+    """Abuse protection as the ``abuse`` fixture drove it: signals, decisions by tier."""
+    totals: Counter[str] = Counter()
+    tiers: Counter[str] = Counter()
+    for test in report["tests"]:
+        found = test["facts"].get("abuse")
+        if not found:
+            continue
+        for key in ("signals", "escalations", "denied"):
+            totals[key] += int(found.get(key, 0))
+        for tier, count in found.get("decisions_by_tier", {}).items():
+            tiers[str(tier)] += int(count)
+    if not (totals or tiers):
+        return ""
+    rows = "".join(
+        f"<tr><th scope='row'>{_e(k)}</th><td class='n'>{totals[k]}</td></tr>"
+        for k in ("signals", "escalations", "denied")
+    )
+    order = [t for t in ("NORMAL", "WARN", "THROTTLE", "BLOCK", "UNKNOWN") if t in tiers]
+    chart = bar_chart("Abuse decisions by tier", [(t, float(tiers[t]), "bar") for t in order])
+    return (
+        '<h3>Abuse protection</h3><div class="pair"><table><thead><tr>'
+        '<th scope="col">measure</th><th scope="col">total</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>{chart}</div>"
+    )
+
+
+def _property_chaos(report: Mapping[str, Any]) -> str:
+    """Property-based chaos: examples, schedules, faults by kind, shrunk schedules."""
+    examples = distinct = 0
+    fired: Counter[str] = Counter()
+    never: Counter[str] = Counter()
+    shrunk: list[tuple[str, str]] = []
+    for test in report["tests"]:
+        found = test["facts"].get("chaos", {}).get("property")
+        if not found:
+            continue
+        examples += int(found["examples"])
+        distinct += int(found["distinct_schedules"])
+        fired.update({str(k): int(v) for k, v in found["fired_by_kind"].items()})
+        never.update({str(k): int(v) for k, v in found["unfired_by_kind"].items()})
+        if "shrunk" in found:
+            shrunk.append((str(test["nodeid"]), str(found["shrunk"]["python"])))
+    if not examples:
+        return ""
+    kinds = sorted(set(fired) | set(never))
+    rows = "".join(
+        f"<tr><th scope='row'>{_e(k)}</th><td class='n'>{fired[k]}</td>"
+        f"<td class='n'>{never[k]}</td></tr>"
+        for k in kinds
+    )
+    out = [
+        f"<h3>Property-based chaos: {examples} examples, {distinct} distinct schedules</h3>",
+        '<table><thead><tr><th scope="col">fault kind</th><th scope="col">fired</th>'
+        f'<th scope="col">never fired</th></tr></thead><tbody>{rows}</tbody></table>',
+    ]
+    for nodeid, python in shrunk:
+        out.append(
+            f"<details open><summary>Shrunk schedule of <code>{_e(nodeid)}</code></summary>"
+            f"<pre>{_e(python)}</pre></details>"
+        )
+    return "".join(out)
+
+
+def _outage_drills(report: Mapping[str, Any]) -> str:
+    """The outage drills: per module, store and fault, the times and the violations."""
+    section = report.get("chaos_drills")
+    if not section:
+        return ""
+
+    def time(value: Any) -> str:
+        return "never" if value is None else _seconds(float(value))
+
+    rows = "".join(
+        f"<tr><td>{_e(d['module'])}</td><td>{_e(d['store'])}</td><td>{_e(d['fault'])}</td>"
+        f"<td>{_mark(d['status'])}</td>"
+        f"<td class='n'>{_e(time(d['time_to_fail_closed_s']))}</td>"
+        f"<td class='n'>{_e(time(d['time_to_recover_s']))}</td>"
+        f"<td class='n'>{int(d['histories_checked'])}</td>"
+        f"<td>{'<br>'.join(_e(v) for v in d['violations'])}</td></tr>"
+        for d in section["drills"]
+    )
+    return (
+        f"<h3>Outage drills: {int(section['passed'])} passed, {int(section['failed'])} failed, "
+        f"{int(section['violations'])} violations</h3>"
+        '<table class="wide"><thead><tr><th scope="col">module</th><th scope="col">store</th>'
+        '<th scope="col">fault</th><th scope="col">status</th>'
+        '<th scope="col">fail closed</th><th scope="col">recovered</th>'
+        '<th scope="col">histories</th><th scope="col">violations</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def _flaky(report: Mapping[str, Any]) -> str:

@@ -387,3 +387,73 @@ def test_restore_drills_and_custom_sections_are_shown_escaped() -> None:
     assert "checksum mismatch &lt;i&gt;" in page
     assert "Section slo" in page
     assert "&lt;script&gt;x()&lt;/script&gt;" in page
+
+
+def test_abuse_property_chaos_and_outage_drills_are_shown_escaped() -> None:
+    abuse = {
+        "signals": 40,
+        "escalations": 3,
+        "denied": 12,
+        "decisions_by_tier": {"NORMAL": 25, "THROTTLE": 9, "BLOCK": 6},
+    }
+    prop = {
+        "examples": 78,
+        "distinct_schedules": 74,
+        "fired_by_kind": {"timeout": 26, "exception": 51},
+        "unfired_by_kind": {"timeout": 20},
+        "shrunk": {
+            "json": {"schedule_version": 1, "faults": [{}]},
+            "python": "FaultSchedule([timeout('pay<script>', call=2)])",
+            "unfired": [],
+        },
+    }
+    report = make_report(
+        [
+            make_test("t.py::test_abuse", categories=["abuse"], facts={"abuse": abuse}),
+            make_test("t.py::test_prop", "failed", facts={"chaos": {"property": prop}}),
+        ]
+    )
+    report["chaos_drills"] = {
+        "passed": 1,
+        "failed": 1,
+        "violations": 1,
+        "drills": [
+            {
+                "module": "abuse",
+                "store": "redis",
+                "fault": "pause",
+                "status": "failed",
+                "time_to_fail_closed_s": None,
+                "time_to_recover_s": 0.02,
+                "fail_closed_bound_s": 1.0,
+                "recover_bound_s": 30.0,
+                "histories_checked": 30,
+                "violations": ["bad <b>: allowed while its store was unavailable"],
+            },
+            {
+                "module": "audit",
+                "store": "postgres",
+                "fault": "kill",
+                "status": "passed",
+                "time_to_fail_closed_s": 0.01,
+                "time_to_recover_s": 0.7,
+                "fail_closed_bound_s": 1.0,
+                "recover_bound_s": 30.0,
+                "histories_checked": 400,
+                "violations": [],
+            },
+        ],
+    }
+    page = render_html([report])
+    text = " ".join(" ".join(_parse(page).text).split())
+    assert "Abuse protection" in text
+    assert "signals 40" in text
+    assert "escalations 3" in text
+    assert "THROTTLE" in text
+    assert "Property-based chaos: 78 examples, 74 distinct schedules" in text
+    assert "timeout 26 20" in text
+    assert "FaultSchedule([timeout('pay<script>', call=2)])" in text  # as text
+    assert "Outage drills: 1 passed, 1 failed, 1 violations" in text
+    assert "bad <b>: allowed while its store was unavailable" in text
+    assert "<script>'" not in page
+    assert "bad <b>" not in page
