@@ -20,6 +20,7 @@ from typing import Any
 
 from pytest_reliability.errors import ReportError
 from pytest_reliability.report._collector import OUTCOMES
+from pytest_reliability.report._tally import tally_facts
 from pytest_reliability.report._trend import Trend, build_trend, categories_of
 
 SLOWEST = 10
@@ -369,22 +370,9 @@ def _categories(report: Mapping[str, Any]) -> str:
 
 
 def _facts(report: Mapping[str, Any]) -> str:
-    injected: Counter[str] = Counter()
-    fired: Counter[str] = Counter()
-    switches: Counter[str] = Counter()
-    idempotency: Counter[str] = Counter()
-    audit: Counter[str] = Counter()
-    for test in report["tests"]:
-        facts = test["facts"]
-        for fault in facts.get("chaos", {}).get("faults", []):
-            injected[str(fault["kind"])] += 1
-            fired[str(fault["kind"])] += int(fault["fired"])
-        for switch in facts.get("kill_switches", {}).get("exercised", []):
-            switches[str(switch)] += 1
-        for key, value in facts.get("idempotency", {}).items():
-            idempotency[key] += int(value)
-        for action, count in facts.get("audit", {}).get("events_by_action", {}).items():
-            audit[str(action)] += int(count)
+    tally = tally_facts(report)
+    injected, fired, switches = tally.injected, tally.fired, tally.switches
+    idempotency, audit = tally.idempotency, tally.audit
     out = ['<section aria-labelledby="h-facts"><h2 id="h-facts">Reliability facts</h2>']
     later = (_abuse(report), _property_chaos(report), _outage_drills(report))
     if not (injected or switches or idempotency or audit or report.get("backups") or any(later)):

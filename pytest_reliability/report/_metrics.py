@@ -36,6 +36,7 @@ from typing import Any
 
 from pytest_reliability.errors import ConfigurationError
 from pytest_reliability.report._collector import OUTCOMES
+from pytest_reliability.report._tally import tally_facts
 from pytest_reliability.report._trend import categories_of
 
 STATUSES = ("passed", "failed", "interrupted", "error", "incomplete", "no_tests")
@@ -151,22 +152,9 @@ def _families(report: Mapping[str, Any]) -> Iterator[Any]:
 
 
 def _fact_families(report: Mapping[str, Any], gauge: Any) -> Iterator[Any]:
-    injected: Counter[str] = Counter()
-    fired: Counter[str] = Counter()
-    switches: Counter[str] = Counter()
-    idempotency: Counter[str] = Counter()
-    audit: Counter[str] = Counter()
-    for test in report["tests"]:
-        facts = test["facts"]
-        for fault in facts.get("chaos", {}).get("faults", []):
-            injected[str(fault["kind"])] += 1
-            fired[str(fault["kind"])] += int(fault["fired"])
-        for switch in facts.get("kill_switches", {}).get("exercised", []):
-            switches[str(switch)] += 1
-        for key, value in facts.get("idempotency", {}).items():
-            idempotency[str(key)] += int(value)
-        for action, count in facts.get("audit", {}).get("events_by_action", {}).items():
-            audit[str(action)] += int(count)
+    tally = tally_facts(report)
+    injected, fired, switches = tally.injected, tally.fired, tally.switches
+    idempotency, audit = tally.idempotency, tally.audit
     for name, doc, label, counts in (
         ("reliability_chaos_faults_injected", "Chaos faults set up, by kind.", "kind", injected),
         ("reliability_chaos_faults_fired", "Times chaos faults fired, by kind.", "kind", fired),
