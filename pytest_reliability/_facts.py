@@ -87,6 +87,7 @@ class TestFacts:
 
 
 _FACTS = pytest.StashKey[TestFacts]()
+_RECORDED = pytest.StashKey[set[str]]()
 
 
 def facts_for(node: pytest.Item | pytest.FixtureRequest) -> TestFacts:
@@ -97,7 +98,22 @@ def facts_for(node: pytest.Item | pytest.FixtureRequest) -> TestFacts:
     if _FACTS in stash:
         return stash[_FACTS]
     facts = stash[_FACTS] = TestFacts()
+    recording_tests(item.config).add(item.nodeid)
     return facts
+
+
+def recording_tests(config: pytest.Config) -> set[str]:
+    """Return the node ids of the tests that recorded facts in this process, so far.
+
+    The same set, updated as tests record: the report reads facts only for these tests (and
+    for those Hypothesis ran), not for the thousands that recorded none.
+    """
+    stash = config.stash
+    if _RECORDED in stash:
+        return stash[_RECORDED]
+    found: set[str] = set()
+    stash[_RECORDED] = found
+    return found
 
 
 def recorded_facts(item: pytest.Item) -> TestFacts | None:

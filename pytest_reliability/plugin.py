@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_reliability import hookspecs, ids
-from pytest_reliability._facts import RUN_SEED, facts_for, recorded_facts
+from pytest_reliability._facts import RUN_SEED, facts_for, recorded_facts, recording_tests
 from pytest_reliability._plugin_settings import (
     DEFAULT_REPORT,
     OPT_ALLOW_NO_TESTS,
@@ -64,7 +64,12 @@ from pytest_reliability._plugin_settings import (
 from pytest_reliability._session_drills import SessionDrills
 from pytest_reliability.errors import ConfigurationError, ReportError
 from pytest_reliability.fixtures import FIXTURE_MODULES
-from pytest_reliability.report._collector import CATEGORIES_KEY, FACTS_KEY, WORKER_KEY
+from pytest_reliability.report._collector import (
+    CATEGORIES_KEY,
+    FACTS_KEY,
+    WORKER_KEY,
+    LocalFacts,
+)
 
 if TYPE_CHECKING:
     from _pytest.nodes import Node  # pytest exports no name for Item-or-Collector
@@ -94,6 +99,7 @@ class _RunState:
     collected: int | None = None
     deselected: int = 0
     items: dict[str, pytest.Item] = field(default_factory=dict)
+    categorized: dict[str, tuple[str, ...]] = field(default_factory=dict)
     saved_ids: tuple[int | None, bool | None] = (None, None)
 
 
@@ -339,8 +345,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config,
             info,
             path,
-            attach_facts,
-            state.items.get,
+            _local_facts(config, state),
             _masker(config),
             drills.report_parts,
             options=_report_options(config),
@@ -437,7 +442,8 @@ def _inherited_categories(
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Read each test's category markers once (a bad category is a usage error)."""
-    known = config.stash[_STATE].items
+    state = config.stash[_STATE]
+    known, marked = state.items, state.categorized
     # What item.iter_markers() would give, the union of the own markers of the item and its
     # parents, but each module's and class's markers read once, not once per test in it.
     cache: dict[int, frozenset[str]] = {}
@@ -447,7 +453,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.own_markers:
             found |= _marked_categories(item.own_markers, item)
         if found:  # most tests have none: leave their stash alone (attach_facts defaults to ())
-            item.stash[_CATEGORIES] = tuple(sorted(found))
+            item.stash[_CATEGORIES] = marked[item.nodeid] = tuple(sorted(found))
     # Imported here: a fixture module imported with the plugin could not be assertion-rewritten.
     from pytest_reliability.fixtures._chaos import configure_property_chaos
 
@@ -522,6 +528,30 @@ class _TestScope:
         finally:
             for step in reversed(undo):
                 step()
+
+
+def _local_facts(config: pytest.Config, state: _RunState) -> LocalFacts:
+    """Return the report attributes of a test run in this process, read only where needed.
+
+    Most tests record no facts, carry no statistics and no category marker: their attributes
+    are built from the run's sparse records without touching the item's stash.
+    """
+    items = state.items
+    marked = state.categorized
+    recorded = recording_tests(config)
+
+    def local(nodeid: str) -> dict[str, Any] | None:
+        item = items.get(nodeid)
+        if item is None:
+            return None
+        if nodeid in recorded or "hypothesis_statistics" in item.__dict__:
+            data: dict[str, Any] = {}
+            attach_facts(item, data)
+            return data
+        own = marked.get(nodeid)
+        return {FACTS_KEY: {}, CATEGORIES_KEY: list(own) if own else []}
+
+    return local
 
 
 def attach_facts(item: pytest.Item, data: dict[str, Any]) -> None:

@@ -198,8 +198,7 @@ def _merge(args: argparse.Namespace) -> int:
     if not args.output:
         raise ReportError("-o: the output path is empty (give a path, or '-' for stdout)")
     merged = merge_reports([_read(path, args) for path in args.paths])
-    validate_report(merged)
-    payload = encode_report(merged)
+    payload = encode_report(merged, proven=validate_report(merged))
     if args.output == "-":
         sys.stdout.flush()
         sys.stdout.buffer.write(payload)

@@ -5,16 +5,25 @@ thousands of tests. :func:`compile_check` turns a schema that uses only the keyw
 nested closures that answer one question, "is this document valid?", in a single pass. It is
 never more lenient than the schema: anything it cannot prove valid (including a keyword it does
 not know, at compile time) goes to jsonschema, which gives the verdict and the error messages.
+
+:func:`is_strict_json` answers the other question a writer has: can this document be written as
+JSON exactly as it is, with no value turned into text or refused? A document proven both ways is
+encoded by the fast encoder; anything else takes the standard library's path and its errors.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 Check = Callable[[Any], bool]
+
+_INF = math.inf
+_SCALARS = frozenset({str, int, bool, type(None)})
+_MAX_INT = 2**63
 
 _ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description", "$comment"})
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -31,7 +40,10 @@ def _is_type(name: str) -> Check:
         "string": lambda v: isinstance(v, str),
         "boolean": lambda v: isinstance(v, bool),
         "null": lambda v: v is None,
-        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        # Finite: NaN and the infinities are numbers to jsonschema but are not JSON.
+        "number": lambda v: (
+            isinstance(v, int | float) and not isinstance(v, bool) and -_INF < v < _INF
+        ),
         "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     }
     if name not in checks:
@@ -58,7 +70,7 @@ def _type(arg: str | list[str]) -> Check:
         if isinstance(value, int):
             return integer
         if isinstance(value, float):
-            return number
+            return number and -_INF < value < _INF
         return isinstance(value, simple)
 
     return check
@@ -97,7 +109,7 @@ class _Compiler:
 
     def compile(self, schema: Any) -> Check:
         if schema is True:
-            return _always
+            return is_strict_json
         if not isinstance(schema, dict):
             raise Unsupported(f"schema {schema!r}")
         keywords = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
@@ -113,6 +125,9 @@ class _Compiler:
         ]
         if "properties" in keywords or "additionalProperties" in keywords:
             checks.append(self._object(keywords))
+        elif not keywords.keys() & {"$ref", "oneOf"}:
+            # Nothing here walks into a container the value may be: prove it is JSON.
+            checks.append(is_strict_json)
         return _all_of(checks)
 
     def _merged(self, keywords: Mapping[str, Any]) -> Check | None:
@@ -125,7 +140,7 @@ class _Compiler:
             unique = keywords.get("uniqueItems", False)
             if unique not in (True, False):
                 return None
-            item = self.compile(keywords["items"]) if "items" in keywords else None
+            item = self.compile(keywords["items"]) if "items" in keywords else is_strict_json
             return _array(item, int(keywords.get("minItems", 0)), bool(unique))
         if kind in ("number", "integer") and rest in ({"minimum"}, {"minimum", "maximum"}):
             return _bounded(kind == "integer", keywords["minimum"], keywords.get("maximum"))
@@ -164,11 +179,8 @@ class _Compiler:
         ``object`` and ``required`` (the keywords of a ``{"type": "object", ...}`` schema)."""
         props = {k: self.compile(s) for k, s in schema.get("properties", {}).items()}
         extra_schema = schema.get("additionalProperties", True)
-        extra: Check | None = (
-            None
-            if extra_schema is True
-            else ((lambda v: False) if extra_schema is False else self.compile(extra_schema))
-        )
+        # Properties the schema leaves open are still walked: they must be JSON as they are.
+        extra: Check = (lambda v: False) if extra_schema is False else self.compile(extra_schema)
         wanted = frozenset(schema.get("required", ()) if must_be_object else ())
         if must_be_object and not isinstance(schema.get("required", []), list):
             raise Unsupported("required")
@@ -183,15 +195,42 @@ class _Compiler:
                 if prop is not None:
                     if not prop(item):
                         return False
-                elif extra is not None and not extra(item):
+                elif not extra(item):
                     return False
             return True
 
         return check
 
 
-def _always(_value: Any) -> bool:
-    return True
+def is_strict_json(value: Any) -> bool:
+    """Whether ``value`` is JSON exactly as it is: nothing a writer would convert or refuse.
+
+    Text, booleans, null, integers within 64 bits, finite floats, lists and tuples of such, and
+    dicts with text keys. A lone surrogate in text is allowed here; the writer escapes it.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        if kind is not int:
+            return True
+        integer: int = value
+        return -_MAX_INT <= integer < _MAX_INT
+    if kind is float:
+        number: float = value
+        return -_INF < number < _INF
+    try:
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) is not str or not is_strict_json(item):
+                    return False
+            return True
+        if kind is list or kind is tuple:
+            for item in value:  # noqa: SIM110 - a loop skips a generator per value
+                if not is_strict_json(item):
+                    return False
+            return True
+    except RecursionError:  # nested deeper than any writer goes: not proven
+        return False
+    return False
 
 
 def _never(_value: Any) -> bool:
@@ -241,16 +280,15 @@ def _items(item: Check) -> Check:
     return check
 
 
-def _array(item: Check | None, least: int, unique: bool) -> Check:
+def _array(item: Check, least: int, unique: bool) -> Check:
     def check(value: Any) -> bool:
         if not isinstance(value, list) or len(value) < least:
             return False
         if unique and not _unique(value):
             return False
-        if item is not None:
-            for one in value:
-                if not item(one):
-                    return False
+        for one in value:  # noqa: SIM110 - a loop skips a generator per value on the hot path
+            if not item(one):
+                return False
         return True
 
     return check
@@ -262,12 +300,19 @@ def _bounded(integer: bool, least: float, most: float | None) -> Check:
 
         def check(value: Any) -> bool:
             # bool is an int, but not a JSON number.
-            return isinstance(value, kinds) and not isinstance(value, bool) and value >= least
+            return (
+                isinstance(value, kinds) and not isinstance(value, bool) and least <= value < _INF
+            )
 
         return check
 
     def bounded(value: Any) -> bool:
-        return isinstance(value, kinds) and not isinstance(value, bool) and least <= value <= most
+        return (
+            isinstance(value, kinds)
+            and not isinstance(value, bool)
+            and least <= value <= most
+            and value < _INF
+        )
 
     return bounded
 
@@ -296,11 +341,11 @@ def _min_items(n: int) -> Check:
 
 
 def _minimum(m: float) -> Check:
-    return lambda v: isinstance(v, bool) or not isinstance(v, int | float) or v >= m
+    return lambda v: isinstance(v, bool) or not isinstance(v, int | float) or m <= v < _INF
 
 
 def _maximum(m: float) -> Check:
-    return lambda v: isinstance(v, bool) or not isinstance(v, int | float) or v <= m
+    return lambda v: isinstance(v, bool) or not isinstance(v, int | float) or -_INF < v <= m
 
 
 def _min_length(n: int) -> Check:
@@ -323,9 +368,16 @@ _SIMPLE: dict[str, Callable[[Any], Check]] = {
 }
 
 
-def compile_check(schema: Mapping[str, Any]) -> Check | None:
-    """Return a fast validity check for ``schema``, or ``None`` if it uses unknown keywords."""
+def compile_check(schema: Mapping[str, Any], pointer: str = "#") -> Check | None:
+    """Return a fast check for ``schema``, or ``None`` if it uses keywords this does not know.
+
+    The check answers True only for a value that is valid and strict JSON (:func:`is_strict_json`
+    everywhere). ``pointer`` (``#/$defs/facts``) compiles the check of one part of the schema.
+    """
     try:
-        return _Compiler(schema).compile(dict(schema))
-    except Unsupported:
+        compiler = _Compiler(schema)
+        if pointer == "#":
+            return compiler.compile(dict(schema))
+        return compiler.ref(pointer)
+    except (Unsupported, KeyError, TypeError):
         return None

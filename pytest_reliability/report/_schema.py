@@ -7,7 +7,7 @@ shipped schema; this module adds the report's defaults and its compiled fast pat
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +38,74 @@ def violations(document: Any, name: str = REPORT_SCHEMA) -> list[SchemaViolation
 
 
 @functools.cache
-def _fast_check(name: str) -> Callable[[Any], bool] | None:
-    return compile_check(load_schema(name))
+def _fast_check(name: str, pointer: str = "#") -> Callable[[Any], bool] | None:
+    return compile_check(load_schema(name), pointer)
 
 
-def validate_report(document: Any, name: str = REPORT_SCHEMA) -> None:
+# What a test entry built by the collector's fast path holds that did not come from pytest's own
+# report objects: these are checked on every such entry, the rest is valid by construction.
+_ENTRY_PARTS = (
+    ("categories", "#/$defs/test/properties/categories"),
+    ("facts", "#/$defs/facts"),
+    ("properties", "#/$defs/test/properties/properties"),
+    ("metadata", "#/$defs/test/properties/metadata"),
+    ("captured", "#/$defs/test/properties/captured"),
+)
+
+
+def _proven(document: Any, fast: Callable[[Any], bool], trusted: Collection[int]) -> bool:
+    tests = document.get("tests") if type(document) is dict else None
+    if type(tests) is not list:
+        return fast(document)
+    built = [t for t in tests if id(t) in trusted]
+    if not built:
+        return fast(document)
+    rest = [t for t in tests if id(t) not in trusted]
+    if not fast({**document, "tests": rest}):
+        return False
+    checks = []
+    for key, pointer in _ENTRY_PARTS:
+        check = _fast_check(REPORT_SCHEMA, pointer)
+        if check is None:
+            return False
+        checks.append((key, check))
+    for entry in built:
+        nodeid = entry.get("nodeid")
+        if type(nodeid) is not str or not nodeid:
+            return False
+        for key, check in checks:
+            value = entry.get(key)
+            if value and not check(value):  # empty: nothing a caller put there
+                return False
+    return True
+
+
+def validate_report(
+    document: Any, name: str = REPORT_SCHEMA, *, trusted: Collection[int] = ()
+) -> bool:
     """Raise :class:`~pytest_reliability.errors.ReportError` unless ``document`` is valid.
 
     A compiled check proves most reports valid in one pass; jsonschema decides (and explains)
-    whatever that check cannot prove.
+    whatever that check cannot prove. Returns True when the compiled check proved the document
+    valid and strict JSON (:func:`~pytest_reliability.report._fastcheck.is_strict_json`), so that
+    :func:`~pytest_reliability.report._io.encode_report` may take its fast encoder; False when
+    jsonschema found it valid.
+
+    ``trusted`` holds the ``id()`` of test entries the plugin's collector built itself from
+    pytest's reports (:attr:`Collector.built`), in a report no hook could have changed since:
+    only the parts of them that came from the tests (facts, categories, properties, metadata)
+    are checked.
     """
     fast = _fast_check(name)
-    if fast is not None and fast(document):
-        return
+    if fast is not None:
+        if trusted and name == REPORT_SCHEMA:
+            if _proven(document, fast, trusted):
+                return True
+        elif fast(document):
+            return True
     found = violations(document, name)
     if found:
         shown = "; ".join(str(v) for v in found[:5])
         more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
         raise ReportError(f"report does not match {name}: {shown}{more}")
+    return False

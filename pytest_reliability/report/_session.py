@@ -26,7 +26,13 @@ from pytest_reliability.report._build import (
     build_tests_part,
     placeholder,
 )
-from pytest_reliability.report._collector import Collector, Detail, json_value, relative_path
+from pytest_reliability.report._collector import (
+    Collector,
+    Detail,
+    LocalFacts,
+    json_value,
+    relative_path,
+)
 from pytest_reliability.report._gates import Gate, GateResult, builtin_gates, run_gate
 from pytest_reliability.report._io import classify, encode_report, write_bytes
 from pytest_reliability.report._mask import Masker
@@ -95,8 +101,10 @@ def closing_counts(config: pytest.Config) -> dict[str, int] | None:
 class ReportSession:
     """Hooks that gather a run's reports and, at the end, write the reliability report.
 
-    ``parts``, called once at the end, returns the optional top-level parts of the report that
-    the plugin gathers itself (``backups``), so that this package imports no module.
+    ``local`` gives the facts and categories of a test run in this process (see
+    :meth:`Collector.tests`). ``parts``, called once at the end, returns the optional top-level
+    parts of the report that the plugin gathers itself (``backups``), so that this package
+    imports no module.
     """
 
     def __init__(
@@ -104,8 +112,7 @@ class ReportSession:
         config: pytest.Config,
         info: RunInfo,
         path: Path,
-        attach: Callable[[pytest.Item, dict[str, Any]], None],
-        lookup: Callable[[str], pytest.Item | None],
+        local: LocalFacts,
         masker: Masker,
         parts: Callable[[], Mapping[str, Any]] | None = None,
         *,
@@ -120,8 +127,7 @@ class ReportSession:
         self.masker = masker
         self.previous_sigterm: Any = None
         self.start_error: str | None = None
-        self.attach = attach
-        self.lookup = lookup
+        self.local = local
         self.info = info
         self.path = path
         self.collector = Collector(self.options.detail)
@@ -144,8 +150,8 @@ class ReportSession:
             # Only a file: a device or FIFO gets the finished report alone.
             if classify(self.path, devices=True)[0] in ("new", "file"):
                 document = placeholder(self.info)
-                validate_report(document)
-                write_bytes(self.path, encode_report(document))
+                proven = validate_report(document)
+                write_bytes(self.path, encode_report(document, proven=proven))
         except ReportError as exc:
             self.start_error = f"in-progress report not written to {self.path}: {exc}"
 
@@ -159,15 +165,6 @@ class ReportSession:
         # Only an append here: this runs three times per test, and a test's facts are final
         # after its teardown, so reading them at the end gives what reading them now would.
         self.collector.pending.append(report)
-
-    def _local_facts(self, nodeid: str) -> dict[str, Any] | None:
-        # A test run in this process: its facts are on the item, not on a report from a worker.
-        item = self.lookup(nodeid)
-        if item is None:
-            return None
-        data: dict[str, Any] = {}
-        self.attach(item, data)
-        return data
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """Count deselected tests (``-k``, ``-m``, or a plugin)."""
@@ -279,9 +276,7 @@ class ReportSession:
             self._interrupt("maxfail", str(stopped))
         if exit_code == pytest.ExitCode.INTERNAL_ERROR:
             self._interrupt("internal_error", "pytest raised an internal error")
-        tests_part = build_tests_part(
-            self.collector, self._local_facts, closing_counts(self.config)
-        )
+        tests_part = build_tests_part(self.collector, self.local, closing_counts(self.config))
         # Workers seen on the tests too: after Ctrl-C no worker reports that it went down.
         self.info.workers.extend({t["worker"] for t in tests_part["tests"] if t["worker"]})
         if self.collected is not None:
@@ -318,13 +313,13 @@ class ReportSession:
         self.config.hook.pytest_reliability_modify_report(config=self.config, report=document)
         self.gate_results = gates
         try:
-            validate_report(document)
             indent = self.options.indent
-            payload = encode_report(document, indent=indent)
+            proven = validate_report(document, trusted=self._trusted())
+            payload = encode_report(document, indent=indent, proven=proven)
             if self.masker and self.masker.needed(payload):
                 document = self.masker.document(document)
-                validate_report(document)
-                payload = encode_report(document, indent=indent)
+                proven = validate_report(document)
+                payload = encode_report(document, indent=indent, proven=proven)
             write_bytes(self.path, payload, devices=True)
         except Exception as exc:  # the run must say the report is missing, not crash
             self.error = f"reliability report not written to {self.path}: {exc}"
@@ -338,6 +333,19 @@ class ReportSession:
         # finished records would only make each one slower.
         self.collector = Collector(self.options.detail)
         session.exitstatus = exit_code
+
+    def _trusted(self) -> set[int]:
+        """Return the entries the collector built, unless a hook could have changed them.
+
+        The gates hook sees the tests and the modify hook the whole report: with either
+        implemented anywhere, every entry is checked in full.
+        """
+        hook = self.config.hook
+        if hook.pytest_reliability_modify_report.get_hookimpls():
+            return set()
+        if hook.pytest_reliability_gates.get_hookimpls():
+            return set()
+        return self.collector.built
 
     def _write_html(self, document: dict[str, Any]) -> bool:
         """Write the HTML page of the (masked) report, when asked; return False if it failed."""
