@@ -160,19 +160,24 @@ class AbuseProtection:
             return _ALLOWED
         now = int(self.clock.time() * 1000)
         fast = self._fast
-        if fast is not None and signal.account is None:
-            # A subject still blocked: a block counts nothing, so its detectors' checks would
-            # be ignored; the store only denies and counts the suppressed repeat. Under an
-            # attack most signals end here. Any step to audit goes the full way below.
-            hit = fast.deny_blocked(tenant, subject, now, self._params)
-            if hit is not None:
-                until, retry = hit
-                if self._blocked.get((tenant, subject)) != until:
-                    self._remember_block((tenant, subject), until)
-                # What _decision makes of the same outcome, field for field.
-                return _new(  # type: ignore[no-any-return]
-                    Decision, (False, _BLOCK, 403, retry / 1000, None, "blocked", _BLOCK, False)
-                )
+        if fast is not None and self._blocked and signal.account is None:
+            # A subject known blocked (the local cache is the hint; the store decides): a block
+            # counts nothing, so its detectors' checks would be ignored and the store only
+            # denies and counts the suppressed repeat. Under an attack most signals end here.
+            # A step to audit (a new audit window, the block's end) goes the full way below.
+            key = (tenant, subject)
+            known = self._blocked.get(key)
+            if known is not None:
+                hit = fast.deny_blocked(tenant, subject, now, self._params)
+                if hit is not None:
+                    until, retry = hit
+                    if known != until:
+                        self._remember_block(key, until)
+                    # What _decision makes of the same outcome, field for field.
+                    return _new(
+                        Decision,
+                        (False, _BLOCK, 403, retry / 1000, None, "blocked", _BLOCK, False),
+                    )
         keys, checks = self._plan(signal)
         consume = signal.kind is not SignalKind.RESPONSE
         record = None if self.audit.sink is None else (self.audit.actor, "decision")

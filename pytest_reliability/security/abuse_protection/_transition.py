@@ -286,7 +286,7 @@ def deny_blocked(s: dict[str, Any], now: int, p: Params) -> int:
     seen = s.get("t", 0)
     if seen > now:
         now = seen
-    until = s.get("until", 0)
+    until: int = s.get("until", 0)
     if s.get("tier") != BLOCK or now >= until or s.get("ew") != now // p.audit_window:
         return 0
     if s.get("off") and now - s.get("offat", 0) >= p.memory:
