@@ -114,10 +114,9 @@ class MemoryAbuseStore:
             retry = deny_blocked(row, now_ms, params)
             if not retry:
                 return None
-            until: int = row["until"]
-            # As apply leaves it (the same value unless the map was edited behind our back).
-            self._blocked[(tenant, subject)] = until
-            return until, retry
+            # _blocked already holds this end: apply put it there when the row went BLOCK, and
+            # only apply changes a row's tier or end.
+            return row["until"], retry
 
     def _evict(self) -> None:
         # Oldest first; a subject still blocked is never evicted (it would walk free).

@@ -22,9 +22,9 @@ from pytest_reliability.security.abuse_protection._auditing import AuditOutbox, 
 from pytest_reliability.security.abuse_protection._detectors import Check
 from pytest_reliability.security.abuse_protection._memory_store import MemoryAbuseStore
 from pytest_reliability.security.abuse_protection._model import (
+    _RESPONSE,
     Decision,
     Signal,
-    SignalKind,
     Tier,
     _check_text,
     member_hash,
@@ -179,7 +179,7 @@ class AbuseProtection:
                         (False, _BLOCK, 403, retry / 1000, None, "blocked", _BLOCK, False),
                     )
         keys, checks = self._plan(signal)
-        consume = signal.kind is not SignalKind.RESPONSE
+        consume = signal.kind is not _RESPONSE
         record = None if self.audit.sink is None else (self.audit.actor, "decision")
         try:
             out = self.store.apply(
@@ -252,18 +252,24 @@ class AbuseProtection:
         if out.allowed:
             if out.tier == out.from_tier and not out.detector:
                 return _QUIET[out.tier]
-            return Decision(
-                True, tier, 200, 0.0, out.detector or None, out.reason, _TIERS[out.from_tier]
+            fields = (
+                True, tier, 200, 0.0, out.detector or None, out.reason, _TIERS[out.from_tier],
+                False,
+            )  # fmt: skip
+        else:
+            fields = (
+                False,
+                tier,
+                _STATUS[tier],
+                out.retry_ms / 1000,
+                out.detector or None,
+                out.reason or ("blocked" if tier is _BLOCK else "throttled"),
+                _TIERS[out.from_tier],
+                False,
             )
-        return Decision(
-            False,
-            tier,
-            _STATUS[tier],
-            out.retry_ms / 1000,
-            out.detector or None,
-            out.reason or ("blocked" if tier is Tier.BLOCK else "throttled"),
-            _TIERS[out.from_tier],
-        )
+        # Every field given, so tuple.__new__ directly: the NamedTuple's own __new__ (which
+        # fills in defaults) is one more Python call per denial.
+        return _new(Decision, fields)
 
     def _conclude(
         self, tenant: str, subject: str, out: Outcome, force: tuple[Any, ...] | None
