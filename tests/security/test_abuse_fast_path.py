@@ -86,6 +86,7 @@ steps = st.one_of(
     st.tuples(st.just("back"), st.integers(1, 8_000)),
     st.tuples(st.just("to_block_end"), st.integers(-3, 1)),
     st.tuples(st.just("sweep")),
+    st.tuples(st.just("sweep_elsewhere")),
     st.tuples(st.just("block"), subjects, st.integers(1, 90)),
     st.tuples(st.just("unblock"), subjects),
 )
@@ -106,8 +107,8 @@ class Counting:
 
 class Side:
     """One side of the comparison: a store, the protection that decides, and a second one on
-    the same store for the operators (its blocks and unblocks leave the first one's local cache
-    stale, as an ops API beside the middleware does)."""
+    the same store for the operators and a sweeper (its blocks, unblocks and sweeps leave the
+    first one's local cache stale, as an ops API or a sweeper beside the middleware does)."""
 
     def __init__(self, clock: ManualClock, short: bool) -> None:
         store = MemoryAbuseStore()
@@ -148,6 +149,9 @@ def _step(side: Side, step: tuple[Any, ...]) -> Any:
         return protection.decide(Signal.auth_failure(step[1], step[2]))
     if kind == "sweep":
         return protection.sweep()
+    if kind == "sweep_elsewhere":
+        # A sweeper of its own: the blocks it sees end stay in the deciding one's local cache.
+        return side.ops.sweep()
     if kind == "block":
         if step[1] == "trusted-key":
             return None
@@ -180,6 +184,19 @@ def _step(side: Side, step: tuple[Any, ...]) -> Any:
         ("advance", 2000),
         ("request", "192.0.2.1", "/a"),
         ("back", 1500),
+        ("request", "192.0.2.1", "/a"),
+    ]
+)
+# A sweeper elsewhere sees a block end; the deciding protection still has it in its cache, and
+# its last denial was in the same audit window.
+@example(
+    [
+        ("advance", 500),
+        ("request", "192.0.2.1", "/.env"),
+        ("advance", 7700),
+        ("request", "192.0.2.1", "/a"),
+        ("to_block_end", 0),
+        ("sweep_elsewhere",),
         ("request", "192.0.2.1", "/a"),
     ]
 )

@@ -277,8 +277,8 @@ def deny_blocked(s: dict[str, Any], now: int, p: Params) -> int:
 
     A blocked subject's signals count nothing (no detector's check is applied), so the step is
     only the denial: the block's retry, the offense memory's decay, one more suppressed repeat
-    of the audit window's enforcement event, and the row's times. This does exactly that to the
-    subject's own row ``s`` and returns the retry in milliseconds, equal to what
+    of the audit window's enforcement event, and the row's newest time. This does exactly that
+    to the subject's own row ``s`` and returns the retry in milliseconds, equal to what
     ``transition([s], now, checks, p)`` would return and leave, for any ``checks``. It returns
     0 and changes nothing when the case is not that one (not blocked, the block ended, or the
     first denial of a new audit window, which must be recorded): run :func:`transition` then.
@@ -293,5 +293,6 @@ def deny_blocked(s: dict[str, Any], now: int, p: Params) -> int:
         s["off"] = 0
     s["es"] = s.get("es", 0) + 1
     s["t"] = now
-    s["x"] = until + p.retention
+    # "x" stays: every step that leaves a row blocked sets it to until + retention, and until
+    # has not moved since.
     return until - now
