@@ -6,7 +6,8 @@ Three measurements, each reported as ours / anchor:
    ``AbuseProtection.decide`` (a request signal built per call) against ``limits``'
    ``MovingWindowRateLimiter`` and ``SlidingWindowCounterRateLimiter`` ``hit`` on
    ``MemoryStorage``, same subjects, same limit. Ours once with one detector (request burst,
-   the same job as the anchor) and once with every detector.
+   the same job as the anchor) and once with every detector (the default ones, the request
+   burst at the same limit: see :func:`every_detector`).
 2. On the same Redis: the same, against ``limits``' Redis storage, with the round trips per
    decision counted on the client (every command sent to the server).
 3. Middleware overhead on the same Starlette app: a request through the bare app, through
@@ -16,6 +17,9 @@ Three measurements, each reported as ours / anchor:
 The contenders of each part run in turn, ``--rounds`` times, and each one's medians are
 reported. Usage: ``python3 benchmarks/abuse_bench.py [--seconds 6] [--rounds 3] [--limit 100]
 [--subjects 1000] [--redis URL] [--skip-memory] [--skip-redis] [--skip-middleware]``.
+
+``--instructions [--calls N]`` counts the instructions per decision of the in-process
+contenders under callgrind instead (load-independent); see :func:`instructions`.
 """
 
 from __future__ import annotations
@@ -24,10 +28,15 @@ import argparse
 import asyncio
 import gc
 import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -40,7 +49,9 @@ from pytest_reliability.security.abuse_protection import (
     AbuseASGIMiddleware,
     AbusePolicy,
     AbuseProtection,
+    AuthSpam,
     RequestBurst,
+    Scraping,
     Signal,
     Threshold,
     Tier,
@@ -138,6 +149,18 @@ def one_detector() -> AbusePolicy:
     return AbusePolicy(detectors=(RequestBurst((Threshold(60.0, LIMIT, Tier.THROTTLE),)),))
 
 
+def every_detector() -> AbusePolicy:
+    """The default detectors, the request burst at the same limit as every contender.
+
+    With the default burst windows (20 per second) the workload's 1,000 subjects, each asked
+    hundreds of times a second, would all be blocked whatever ``--limit`` says: "normal
+    traffic" would time the denials. Auth spam and scraping keep their defaults; a request
+    for one ordinary path trips neither, but both run on every request."""
+    return AbusePolicy(
+        detectors=(RequestBurst((Threshold(60.0, LIMIT, Tier.THROTTLE),)), AuthSpam(), Scraping())
+    )
+
+
 def anchor(limiter_cls: type, storage: Any) -> Callable[[str], Any]:
     limiter = limiter_cls(storage)
     item = RateLimitItemPerMinute(LIMIT)
@@ -153,24 +176,24 @@ def row(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
     return f"| {name} | {r['per_s']:,.0f} | {r['p50_us']:.1f} | {r['p99_us']:.1f} | {ratio} |"
 
 
+def memory_contenders() -> list[tuple[str, Callable[[str], Any]]]:
+    """The in-process contenders, the anchor (``limits``' moving window) first."""
+    return [
+        ("limits MovingWindowRateLimiter (MemoryStorage)",
+         anchor(MovingWindowRateLimiter, MemoryStorage())),
+        ("limits SlidingWindowCounterRateLimiter (MemoryStorage)",
+         anchor(SlidingWindowCounterRateLimiter, MemoryStorage())),
+        ("AbuseProtection, request burst only (memory://)", ours("memory://", one_detector())),
+        ("AbuseProtection, every detector (memory://)", ours("memory://", every_detector())),
+    ]  # fmt: skip
+
+
 def in_process(subjects: list[str], seconds: float) -> None:
     print("\n### In process, memory storage\n")
     print("| contender | decisions/s | p50 µs | p99 µs | throughput vs limits moving window |")
     print("|---|---|---|---|---|")
     with tenant_scope("bench"):
-        results = interleaved(
-            [
-                ("limits MovingWindowRateLimiter (MemoryStorage)",
-                 anchor(MovingWindowRateLimiter, MemoryStorage())),
-                ("limits SlidingWindowCounterRateLimiter (MemoryStorage)",
-                 anchor(SlidingWindowCounterRateLimiter, MemoryStorage())),
-                ("AbuseProtection, request burst only (memory://)",
-                 ours("memory://", one_detector())),
-                ("AbuseProtection, every detector (memory://)", ours("memory://", None)),
-            ],
-            subjects,
-            seconds,
-        )  # fmt: skip
+        results = interleaved(memory_contenders(), subjects, seconds)
     base = next(iter(results.values()))
     for name, r in results.items():
         print(row(name, r, base))
@@ -193,7 +216,8 @@ def on_redis(subjects: list[str], seconds: float, url: str) -> None:
                     storage_from_string(url, key_prefix=prefix + "sw"))),
             ("AbuseProtection, request burst only (redis://)",
              ours(url, one_detector(), **options)),
-            ("AbuseProtection, every detector (redis://)", ours(url, None, **options)),
+            ("AbuseProtection, every detector (redis://)",
+             ours(url, every_detector(), **options)),
         ]  # fmt: skip
         results = interleaved(contenders, subjects, seconds)
         base = next(iter(results.values()))
@@ -229,8 +253,9 @@ def middleware(subjects: list[str], seconds: float) -> None:
     )  # fmt: skip
     full = app()
     full.add_middleware(
-        AbuseASGIMiddleware, protection=AbuseProtection.from_url("memory://"), tenant="bench"
-    )
+        AbuseASGIMiddleware, protection=AbuseProtection.from_url("memory://", every_detector()),
+        tenant="bench",
+    )  # fmt: skip
     slow = app()
     slow.state.limiter = Limiter(
         key_func=get_remote_address, default_limits=[f"{LIMIT}/minute"],
@@ -280,6 +305,62 @@ def middleware(subjects: list[str], seconds: float) -> None:
     loop.close()
 
 
+def run_one(index: int, subjects: list[str], calls: int) -> None:
+    """Build the in-process contenders, bring contender ``index`` to the workload's steady
+    state (every subject past the limit and its tier's consequences when the limit is low),
+    then make ``calls`` more calls: the process that ``instructions`` counts."""
+    with tenant_scope("bench"):
+        call = memory_contenders()[index][1]
+        for _ in range(LIMIT + 50 if LIMIT < 1000 else 2):
+            for s in subjects:
+                call(s)
+        n = len(subjects)
+        for i in range(calls):
+            call(subjects[i % n])
+
+
+def callgrind(index: int, subjects: int, calls: int) -> int:
+    """Instructions the main thread of one ``run_one`` process executes, counted by callgrind.
+
+    The main thread only: ``limits``' ``MemoryStorage`` expires entries from timer threads
+    every 10 ms of wall time, and under callgrind (some 50 times slower) those would be
+    charged to far fewer decisions than in a real run. Leaving them out favours the anchor."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = [
+            "valgrind", "--tool=callgrind", "--cache-sim=no", "--separate-threads=yes",
+            f"--callgrind-out-file={out}",
+            sys.executable, __file__, "--limit", str(LIMIT), "--subjects", str(subjects),
+            "--run-one", str(index), "--calls", str(calls),
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+        main_thread = Path(f"{out}-01")
+        text = main_thread.read_text() if main_thread.exists() else ""
+    found = re.search(r"^totals: (\d+)", text, re.MULTILINE)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind run failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def instructions(subjects: int, calls: int) -> None:
+    """Instructions per decision of each in-process contender: two runs that differ only in
+    ``calls`` more decisions, subtracted, so start-up, set-up and warm-up cancel out. Unlike
+    time, the count does not move with the machine's load (the clock still runs: a window or
+    a block must not end during a run, which a few seconds under callgrind never reach)."""
+    print(f"\n### Instructions per decision in process (callgrind; {calls:,} decisions, "
+          f"{subjects} subjects)\n")  # fmt: skip
+    print("| contender | instructions/decision | vs limits moving window |")
+    print("|---|---:|---:|")
+    with tenant_scope("bench"):
+        names = [name for name, _ in memory_contenders()]
+    base = 0.0
+    for index, name in enumerate(names):
+        per = (callgrind(index, subjects, 2 * calls) - callgrind(index, subjects, calls)) / calls
+        base = base or per
+        print(f"| {name} | {per:,.0f} | {base / per:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per contender")
@@ -293,6 +374,12 @@ def main() -> None:
         help="per subject and minute: high, every decision allows (normal traffic); low, most "
         "are over the limit (an attack)",
     )  # fmt: skip
+    parser.add_argument(
+        "--instructions", action="store_true",
+        help="count instructions per decision in process under callgrind instead of timing",
+    )  # fmt: skip
+    parser.add_argument("--calls", type=int, default=20_000, help="with --instructions")
+    parser.add_argument("--run-one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--skip-middleware", action="store_true")
@@ -301,6 +388,13 @@ def main() -> None:
     ROUNDS = max(1, args.rounds)
     LIMIT = args.limit
     subjects = _subjects(args.subjects)
+    if args.run_one is not None:
+        run_one(args.run_one, subjects, args.calls)
+        return
+    if args.instructions:
+        print(f"limit {LIMIT}/minute")
+        instructions(args.subjects, args.calls)
+        return
     print(f"load average before: {os.getloadavg()[0]:.1f}; {args.seconds} s per contender, "
           f"{args.subjects} subjects, limit {LIMIT}/minute, "
           f"{ROUNDS} alternating rounds")  # fmt: skip

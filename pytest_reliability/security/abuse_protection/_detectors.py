@@ -25,8 +25,10 @@ from typing import Any, Final, NamedTuple, Protocol, final, runtime_checkable
 
 from pytest_reliability.errors import InvalidAbusePolicy
 from pytest_reliability.security.abuse_protection._model import (
+    _AUTH_FAILURE,
+    _REQUEST,
+    _RESPONSE,
     Signal,
-    SignalKind,
     Tier,
     member_hash,
 )
@@ -214,7 +216,7 @@ class RequestBurst:
 
     def checks(self, signal: Signal) -> Iterable[Check]:
         """One count per window for a request; nothing for other signals."""
-        return self._checks if signal.kind is SignalKind.REQUEST else ()
+        return self._checks if signal.kind is _REQUEST else ()
 
 
 @final
@@ -255,7 +257,7 @@ class AuthSpam:
 
     def checks(self, signal: Signal) -> Iterable[Check]:
         """Counts and distinct sets for a failed authentication."""
-        if signal.kind is not SignalKind.AUTH_FAILURE or signal.account is None:
+        if signal.kind is not _AUTH_FAILURE or signal.account is None:
             return ()
         out: list[Check] = []
         n = self.name
@@ -477,7 +479,7 @@ class Scraping:
 
     def checks(self, signal: Signal) -> Iterable[Check]:
         """Distinct paths and probes for a request; the error share for a response."""
-        if signal.kind is SignalKind.REQUEST:
+        if signal.kind is _REQUEST:
             path = signal.path
             if path is None:
                 return ()
@@ -489,7 +491,7 @@ class Scraping:
                 if known if known is not None else self.is_probe(path):
                     out.append(self._probe)
             return out
-        if signal.kind is SignalKind.RESPONSE and (e := self._responses) is not None:
+        if signal.kind is _RESPONSE and (e := self._responses) is not None:
             good, bad = e
             return bad if signal.status in self.error_share.statuses else good  # type: ignore[union-attr]
         return ()

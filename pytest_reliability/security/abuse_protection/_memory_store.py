@@ -23,7 +23,12 @@ from pytest_reliability.security.abuse_protection._auditing import (
 )
 from pytest_reliability.security.abuse_protection._detectors import Check
 from pytest_reliability.security.abuse_protection._store import RowKey
-from pytest_reliability.security.abuse_protection._transition import Outcome, Params, transition
+from pytest_reliability.security.abuse_protection._transition import (
+    Outcome,
+    Params,
+    deny_blocked,
+    transition,
+)
 
 __all__ = ["MemoryAbuseStore"]
 
@@ -94,6 +99,24 @@ class MemoryAbuseStore:
             elif subject in self._blocked:
                 del self._blocked[subject]
             return out
+
+    def deny_blocked(
+        self, tenant: str, subject: str, now_ms: int, params: Params
+    ) -> tuple[int, int] | None:
+        """The step :meth:`apply` takes for a signal of a subject still blocked, when that step
+        audits nothing and touches no account row: ``(until, retry_ms)``, or ``None`` with
+        nothing changed when it is not that case (see
+        :func:`~pytest_reliability.security.abuse_protection._transition.deny_blocked`)."""
+        with self._lock:
+            row = self._rows.get((tenant, "s", subject))
+            if row is None:
+                return None
+            retry = deny_blocked(row, now_ms, params)
+            if not retry:
+                return None
+            # _blocked already holds this end: apply put it there when the row went BLOCK, and
+            # only apply changes a row's tier or end.
+            return row["until"], retry
 
     def _evict(self) -> None:
         # Oldest first; a subject still blocked is never evicted (it would walk free).

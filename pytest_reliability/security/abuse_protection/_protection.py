@@ -22,9 +22,9 @@ from pytest_reliability.security.abuse_protection._auditing import AuditOutbox, 
 from pytest_reliability.security.abuse_protection._detectors import Check
 from pytest_reliability.security.abuse_protection._memory_store import MemoryAbuseStore
 from pytest_reliability.security.abuse_protection._model import (
+    _RESPONSE,
     Decision,
     Signal,
-    SignalKind,
     Tier,
     _check_text,
     member_hash,
@@ -44,6 +44,8 @@ _TIERS = tuple(Tier)
 # The common answers, made once: most decisions allow a subject whose tier did not change.
 _QUIET = tuple(Decision(True, t, 200) for t in Tier)
 _STATUS = {Tier.BLOCK: 403, Tier.THROTTLE: 429, Tier.WARN: 429, Tier.NORMAL: 429}
+_BLOCK = Tier.BLOCK
+_new = tuple.__new__
 
 
 @final
@@ -75,6 +77,7 @@ class AbuseProtection:
         "_blocked",
         "_blocked_lock",
         "_fallback",
+        "_fast",
         "_params",
         "_plans",
         "audit",
@@ -100,6 +103,9 @@ class AbuseProtection:
         self._blocked: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._blocked_lock = threading.Lock()
         self._fallback: MemoryAbuseStore | None = None
+        # The in-process store answers a blocked subject's signals without the full step (see
+        # decide); network stores run the whole step in their one round trip anyway.
+        self._fast = store if type(store) is MemoryAbuseStore else None
         if self.policy.on_store_failure == "local":
             self._fallback = MemoryAbuseStore(max_rows=self.policy.local_fallback_subjects)
         # Deliver what an earlier instance (maybe one that died) left in the store's outbox.
@@ -152,9 +158,28 @@ class AbuseProtection:
             policy.allow_networks and policy.allow_listed(subject)
         ):
             return _ALLOWED
-        keys, checks = self._plan(signal)
         now = int(self.clock.time() * 1000)
-        consume = signal.kind is not SignalKind.RESPONSE
+        fast = self._fast
+        if fast is not None and self._blocked and signal.account is None:
+            # A subject known blocked (the local cache is the hint; the store decides): a block
+            # counts nothing, so its detectors' checks would be ignored and the store only
+            # denies and counts the suppressed repeat. Under an attack most signals end here.
+            # A step to audit (a new audit window, the block's end) goes the full way below.
+            key = (tenant, subject)
+            known = self._blocked.get(key)
+            if known is not None:
+                hit = fast.deny_blocked(tenant, subject, now, self._params)
+                if hit is not None:
+                    until, retry = hit
+                    if known != until:
+                        self._remember_block(key, until)
+                    # What _decision makes of the same outcome, field for field.
+                    return _new(
+                        Decision,
+                        (False, _BLOCK, 403, retry / 1000, None, "blocked", _BLOCK, False),
+                    )
+        keys, checks = self._plan(signal)
+        consume = signal.kind is not _RESPONSE
         record = None if self.audit.sink is None else (self.audit.actor, "decision")
         try:
             out = self.store.apply(
@@ -227,18 +252,24 @@ class AbuseProtection:
         if out.allowed:
             if out.tier == out.from_tier and not out.detector:
                 return _QUIET[out.tier]
-            return Decision(
-                True, tier, 200, 0.0, out.detector or None, out.reason, _TIERS[out.from_tier]
+            fields = (
+                True, tier, 200, 0.0, out.detector or None, out.reason, _TIERS[out.from_tier],
+                False,
+            )  # fmt: skip
+        else:
+            fields = (
+                False,
+                tier,
+                _STATUS[tier],
+                out.retry_ms / 1000,
+                out.detector or None,
+                out.reason or ("blocked" if tier is _BLOCK else "throttled"),
+                _TIERS[out.from_tier],
+                False,
             )
-        return Decision(
-            False,
-            tier,
-            _STATUS[tier],
-            out.retry_ms / 1000,
-            out.detector or None,
-            out.reason or ("blocked" if tier is Tier.BLOCK else "throttled"),
-            _TIERS[out.from_tier],
-        )
+        # Every field given, so tuple.__new__ directly: the NamedTuple's own __new__ (which
+        # fills in defaults) is one more Python call per denial.
+        return _new(Decision, fields)
 
     def _conclude(
         self, tenant: str, subject: str, out: Outcome, force: tuple[Any, ...] | None

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from pytest_reliability.security.abuse_protection._detectors import Check
 
-__all__ = ["Outcome", "Params", "transition"]
+__all__ = ["Outcome", "Params", "deny_blocked", "transition"]
 
 NORMAL, WARN, THROTTLE, BLOCK = 0, 1, 2, 3
 _new = tuple.__new__
@@ -270,3 +270,29 @@ def transition(
             until,
         ),
     )
+
+
+def deny_blocked(s: dict[str, Any], now: int, p: Params) -> int:
+    """:func:`transition`'s step for a subject still blocked, when that step audits nothing.
+
+    A blocked subject's signals count nothing (no detector's check is applied), so the step is
+    only the denial: the block's retry, the offense memory's decay, one more suppressed repeat
+    of the audit window's enforcement event, and the row's newest time. This does exactly that
+    to the subject's own row ``s`` and returns the retry in milliseconds, equal to what
+    ``transition([s], now, checks, p)`` would return and leave, for any ``checks``. It returns
+    0 and changes nothing when the case is not that one (not blocked, the block ended, or the
+    first denial of a new audit window, which must be recorded): run :func:`transition` then.
+    """
+    seen = s.get("t", 0)
+    if seen > now:
+        now = seen
+    until: int = s.get("until", 0)
+    if s.get("tier") != BLOCK or now >= until or s.get("ew") != now // p.audit_window:
+        return 0
+    if s.get("off") and now - s.get("offat", 0) >= p.memory:
+        s["off"] = 0
+    s["es"] = s.get("es", 0) + 1
+    s["t"] = now
+    # "x" stays: every step that leaves a row blocked sets it to until + retention, and until
+    # has not moved since.
+    return until - now
