@@ -20,7 +20,6 @@ The current correlation id is carried in a context variable (:func:`correlation_
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -172,7 +171,11 @@ def id_scope(name: str) -> Iterator[None]:
 
 def derive_uuid(seed: int, scope: str, kind: str, n: int) -> uuid.UUID:
     """Return the UUID4-shaped id number ``n`` of ``kind`` in ``scope`` under ``seed``."""
-    digest = hashlib.sha256(f"{seed}\x1f{scope}\x1f{kind}\x1f{n}".encode()).digest()
+    # Imported here: loading OpenSSL's hashes is a sixth of what loading the plugin costs,
+    # and most runs never derive an id.
+    from hashlib import sha256
+
+    digest = sha256(f"{seed}\x1f{scope}\x1f{kind}\x1f{n}".encode()).digest()
     return uuid.UUID(bytes=digest[:16], version=4)
 
 

@@ -540,22 +540,25 @@ def _local_facts(config: pytest.Config, state: _RunState) -> LocalFacts:
     marked = state.categorized
     recorded = recording_tests(config)
 
-    def local(nodeid: str) -> dict[str, Any] | None:
+    def local(nodeid: str) -> tuple[dict[str, Any], list[str]] | None:
         item = items.get(nodeid)
         if item is None:
             return None
         if nodeid in recorded or "hypothesis_statistics" in item.__dict__:
-            data: dict[str, Any] = {}
-            attach_facts(item, data)
-            return data
+            return facts_and_categories(item)
         own = marked.get(nodeid)
-        return {FACTS_KEY: {}, CATEGORIES_KEY: list(own) if own else []}
+        return {}, list(own) if own else []
 
     return local
 
 
 def attach_facts(item: pytest.Item, data: dict[str, Any]) -> None:
     """Put the test's facts and categories into a teardown report's ``__dict__``."""
+    data[FACTS_KEY], data[CATEGORIES_KEY] = facts_and_categories(item)
+
+
+def facts_and_categories(item: pytest.Item) -> tuple[dict[str, Any], list[str]]:
+    """Return the facts ``item`` recorded (Hypothesis' statistics among them) and its categories."""
     facts = recorded_facts(item)
     # Hypothesis sets this on the item; a dict lookup spares an AttributeError per test.
     stats = item.__dict__.get("hypothesis_statistics")
@@ -566,11 +569,8 @@ def attach_facts(item: pytest.Item, data: dict[str, Any]) -> None:
     # Membership, not stash.get, whose miss raises and catches a KeyError on most tests.
     own: tuple[str, ...] = stash[_CATEGORIES] if _CATEGORIES in stash else ()  # noqa: SIM401
     if facts is None:
-        data[FACTS_KEY] = {}
-        data[CATEGORIES_KEY] = list(own)
-        return
-    data[FACTS_KEY] = facts.as_dict()
-    data[CATEGORIES_KEY] = sorted({*own, *facts.categories})
+        return {}, list(own)
+    return facts.as_dict(), sorted({*own, *facts.categories})
 
 
 class _WorkerReports:

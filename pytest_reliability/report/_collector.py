@@ -328,9 +328,9 @@ class TestRecord:
         return entry
 
 
-LocalFacts = Callable[[str], "dict[str, Any] | None"]
-"""Given a node id run in this process, the report attributes (:data:`FACTS_KEY`,
-:data:`CATEGORIES_KEY`) its teardown report would carry, or ``None`` for an unknown test."""
+LocalFacts = Callable[[str], "tuple[dict[str, Any], list[str]] | None"]
+"""Given a node id run in this process, the facts and categories its teardown report would
+carry (:data:`FACTS_KEY`, :data:`CATEGORIES_KEY`), or ``None`` for an unknown test."""
 
 
 @final
@@ -420,14 +420,13 @@ class Collector:
                 if local is not None and report.when == "teardown" and FACTS_KEY not in data:
                     extra = local(nodeid)
                     if extra is not None:
-                        data.update(extra)
+                        data[FACTS_KEY], data[CATEGORIES_KEY] = extra
                 record.fold(report)
             if local is not None and not record.finished():
                 # Interrupted before its teardown report: the facts are still on the item.
                 extra = local(nodeid)
                 if extra is not None:
-                    record.facts = extra[FACTS_KEY]
-                    record.categories = extra[CATEGORIES_KEY]
+                    record.facts, record.categories = extra
             built[nodeid] = record.as_dict()
         return [built[nodeid] for nodeid in sorted(built)]
 
@@ -452,32 +451,32 @@ def _passed_entry(
     ``None`` for anything else (reruns, xfail, failures, crashes): :class:`TestRecord` folds
     those. The entry is exactly the one :class:`TestRecord` would build.
     """
+    # The reports' own dicts, read directly: this runs once per test of the run.
+    s, c, t = setup.__dict__, call.__dict__, teardown.__dict__
     if (
-        setup.when != "setup"
-        or call.when != "call"
-        or teardown.when != "teardown"
-        or setup.outcome != "passed"
-        or call.outcome != "passed"
-        or teardown.outcome != "passed"
+        s["when"] != "setup"
+        or c["when"] != "call"
+        or t["when"] != "teardown"
+        or s["outcome"] != "passed"
+        or c["outcome"] != "passed"
+        or t["outcome"] != "passed"
+        or "wasxfail" in c
+        or s.get("rerun")
+        or c.get("rerun")
+        or t.get("rerun")
     ):
         return None
-    s, c, t = setup.__dict__, call.__dict__, teardown.__dict__
-    if "wasxfail" in c or s.get("rerun") or c.get("rerun") or t.get("rerun"):
-        return None
     # Summed in phase order from 0.0, as _Attempt.fold does, so the float is the same.
-    setup_s, call_s, teardown_s = (
-        setup.duration or 0.0,
-        call.duration or 0.0,
-        teardown.duration or 0.0,
-    )
+    setup_s = s["duration"] or 0.0
+    call_s = c["duration"] or 0.0
+    teardown_s = t["duration"] or 0.0
     duration = 0.0 + setup_s + call_s + teardown_s
     if not 0.0 <= duration < 1e9 or setup_s < 0.0 or call_s < 0.0 or teardown_s < 0.0:
         return None  # a clock a plugin bent: the full fold, and the full schema check, decide
     # The last report that carries a value wins, as in TestRecord.fold.
     extra = local(nodeid) if local is not None and FACTS_KEY not in t else None
     if extra is not None:
-        facts = extra[FACTS_KEY]
-        categories = extra[CATEGORIES_KEY]
+        facts, categories = extra
     else:
         facts = t.get(FACTS_KEY)
         if facts is None:
@@ -494,29 +493,36 @@ def _passed_entry(
         worker = c.get(WORKER_KEY)
         if worker is None:
             worker = s.get(WORKER_KEY)
-    phases = {
-        # micros() written out: a call per value is a fifth of this function's time.
-        "setup": {"outcome": "passed", "duration_s": int(setup_s * 1e6 + 0.5) / 1e6},
-        "call": {"outcome": "passed", "duration_s": int(call_s * 1e6 + 0.5) / 1e6},
-        "teardown": {"outcome": "passed", "duration_s": int(teardown_s * 1e6 + 0.5) / 1e6},
-    }
     entry = {
         "nodeid": nodeid,
         "outcome": "passed",
+        # micros() written out: a call per value was a fifth of this function's time.
         "duration_s": int(duration * 1e6 + 0.5) / 1e6,
         "categories": list(categories),
         "worker": None if worker is None else str(worker),
         "attempts": [
-            {"outcome": "passed", "duration_s": duration, "failure": None, "phases": phases}
+            {
+                "outcome": "passed",
+                "duration_s": duration,
+                "failure": None,
+                "phases": {
+                    "setup": {"outcome": "passed", "duration_s": int(setup_s * 1e6 + 0.5) / 1e6},
+                    "call": {"outcome": "passed", "duration_s": int(call_s * 1e6 + 0.5) / 1e6},
+                    "teardown": {
+                        "outcome": "passed",
+                        "duration_s": int(teardown_s * 1e6 + 0.5) / 1e6,
+                    },
+                },
+            }
         ],
         "failure": None,
         "facts": facts,
     }
-    location = setup.location
+    location = s["location"]
     if location:
-        lineno = location[1]
+        path, lineno = location[0], location[1]
         entry["location"] = {
-            "path": str(location[0]),
+            "path": path if type(path) is str else str(path),
             "line": lineno + 1 if isinstance(lineno, int) and lineno >= 0 else None,
         }
     properties = t.get("user_properties")

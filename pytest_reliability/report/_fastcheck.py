@@ -368,16 +368,33 @@ _SIMPLE: dict[str, Callable[[Any], Check]] = {
 }
 
 
+class CompiledSchema:
+    """The checks of one schema, compiled once each: the whole schema's and its parts'."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self._compiler = _Compiler(schema)
+        self._checks: dict[str, Check | None] = {}
+
+    def check(self, pointer: str = "#") -> Check | None:
+        """Return the check of the part at ``pointer`` (``#`` for all, ``#/$defs/facts``), or
+        ``None`` if that part uses keywords this compiler does not know."""
+        if pointer not in self._checks:
+            try:
+                if pointer == "#":
+                    found = self._compiler.compile(dict(self._compiler.root))
+                else:
+                    # The parts a whole-schema compile went through are shared, not compiled again.
+                    found = self._compiler.ref(pointer)
+            except (Unsupported, KeyError, TypeError):
+                found = None
+            self._checks[pointer] = found
+        return self._checks[pointer]
+
+
 def compile_check(schema: Mapping[str, Any], pointer: str = "#") -> Check | None:
     """Return a fast check for ``schema``, or ``None`` if it uses keywords this does not know.
 
     The check answers True only for a value that is valid and strict JSON (:func:`is_strict_json`
     everywhere). ``pointer`` (``#/$defs/facts``) compiles the check of one part of the schema.
     """
-    try:
-        compiler = _Compiler(schema)
-        if pointer == "#":
-            return compiler.compile(dict(schema))
-        return compiler.ref(pointer)
-    except (Unsupported, KeyError, TypeError):
-        return None
+    return CompiledSchema(schema).check(pointer)

@@ -14,7 +14,7 @@ from typing import Any
 from pytest_reliability import _schemas
 from pytest_reliability._schemas import SchemaViolation as SchemaViolation
 from pytest_reliability.errors import ReportError
-from pytest_reliability.report._fastcheck import compile_check
+from pytest_reliability.report._fastcheck import CompiledSchema
 
 SCHEMA_VERSION = "1.2"
 """The ``schema_version`` this plugin writes."""
@@ -38,8 +38,12 @@ def violations(document: Any, name: str = REPORT_SCHEMA) -> list[SchemaViolation
 
 
 @functools.cache
+def _compiled(name: str) -> CompiledSchema:
+    return CompiledSchema(load_schema(name))
+
+
 def _fast_check(name: str, pointer: str = "#") -> Callable[[Any], bool] | None:
-    return compile_check(load_schema(name), pointer)
+    return _compiled(name).check(pointer)
 
 
 # What a test entry built by the collector's fast path holds that did not come from pytest's own
@@ -53,14 +57,20 @@ _ENTRY_PARTS = (
 )
 
 
+_BUILT_KEYS = 9
+"""Keys of a built entry without properties, metadata or captured output (location included)."""
+
+
 def _proven(document: Any, fast: Callable[[Any], bool], trusted: Collection[int]) -> bool:
     tests = document.get("tests") if type(document) is dict else None
     if type(tests) is not list:
         return fast(document)
-    built = [t for t in tests if id(t) in trusted]
+    built: list[Any] = []
+    rest: list[Any] = []
+    for test in tests:
+        (built if id(test) in trusted else rest).append(test)
     if not built:
         return fast(document)
-    rest = [t for t in tests if id(t) not in trusted]
     if not fast({**document, "tests": rest}):
         return False
     checks = []
@@ -69,14 +79,23 @@ def _proven(document: Any, fast: Callable[[Any], bool], trusted: Collection[int]
         if check is None:
             return False
         checks.append((key, check))
+    (_, check_categories), (_, check_facts), *optional = checks
     for entry in built:
         nodeid = entry.get("nodeid")
         if type(nodeid) is not str or not nodeid:
             return False
-        for key, check in checks:
-            value = entry.get(key)
-            if value and not check(value):  # empty: nothing a caller put there
-                return False
+        # Empty: nothing a test put there. Facts and categories are on every entry.
+        value = entry.get("facts")
+        if value and not check_facts(value):
+            return False
+        value = entry.get("categories")
+        if value and not check_categories(value):
+            return False
+        if len(entry) > _BUILT_KEYS:  # properties, metadata or captured output
+            for key, check in optional:
+                value = entry.get(key)
+                if value and not check(value):
+                    return False
     return True
 
 

@@ -145,6 +145,16 @@ def test_trusted_entries_still_have_what_the_tests_recorded_checked() -> None:
         document, built = _built_document(facts, cats)
         with pytest.raises(ReportError, match="does not match"):
             validate_report(document, trusted=built)
+    # The rarer parts too: record_property pairs, metadata, captured output.
+    for key, bad in (
+        ("properties", [{"value": 1}]),
+        ("metadata", ["not", "an", "object"]),
+        ("captured", {"stdout": 3}),
+    ):
+        document, built = _built_document({}, [])
+        document["tests"][0][key] = bad  # the same entry: still trusted by identity
+        with pytest.raises(ReportError, match="does not match"):
+            validate_report(document, trusted=built)
 
 
 def test_a_trusted_entry_with_a_value_that_is_not_json_is_valid_but_not_proven() -> None:
