@@ -15,12 +15,16 @@ process, with plugin autoload off so nothing else loaded skews the comparison:
 ``--suite hypothesis`` generates Hypothesis tests instead (``--tests`` of them, 20 examples
 each), the shape of a Hypothesis-heavy suite such as cattrs, where every test carries statistics.
 
-Every variant imports pytest-reliability from this checkout (its root goes first on
-``PYTHONPATH``), whatever copy is installed. Bytecode is cached for every variant alike, in a
-``PYTHONPYCACHEPREFIX`` inside the benchmark's temporary directory that the untimed first round
-fills: an inherited ``PYTHONDONTWRITEBYTECODE`` would otherwise make every timed run recompile
-the checkout's modules (and rewrite the test modules) while pytest and pytest-json-report load
-the bytecode their installation wrote.
+Every variant imports pytest-reliability from this checkout, installed as its wheel installs it
+(:func:`install_checkout`: the package with its schemas and the ``pytest11`` entry point, in a
+``site-packages`` directory first on ``PYTHONPATH``), whatever copy is installed. Where the code
+lies matters to Hypothesis: it harvests constants from the source of every module it takes for
+the user's own (anything outside ``site-packages``), so a checkout on ``PYTHONPATH`` would be
+parsed in every run of a Hypothesis suite, which no installed plugin is. Bytecode is cached for
+every variant alike, in a ``PYTHONPYCACHEPREFIX`` inside the benchmark's temporary directory
+that the untimed first round fills: an inherited ``PYTHONDONTWRITEBYTECODE`` would otherwise make
+every timed run recompile the plugin's modules (and rewrite the test modules) while pytest and
+pytest-json-report load the bytecode their installation wrote.
 
 Prints the median wall time (and CPU time, steadier on a busy machine) of each and the ratios
 to the bare run.
@@ -108,13 +112,40 @@ ROOT = Path(__file__).resolve().parent.parent
 """The checkout whose plugin is measured."""
 
 
+def install_checkout(target: Path) -> Path:
+    """Lay this checkout out in ``target/site-packages`` as its wheel installs; return that.
+
+    The package, its schemas where the wheel puts them (``pytest_reliability/schemas``), and a
+    ``dist-info`` with the ``pytest11`` entry point, so ``-p reliability`` finds it by name.
+    """
+    site = target / "site-packages"
+    shutil.copytree(
+        ROOT / "pytest_reliability",
+        site / "pytest_reliability",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copytree(ROOT / "schemas", site / "pytest_reliability" / "schemas")
+    found = re.search(
+        r'__version__ = "([^"]+)"', (ROOT / "pytest_reliability" / "_version.py").read_text()
+    )
+    version = found.group(1) if found else "0"
+    info = site / f"pytest_reliability-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: pytest-reliability\nVersion: {version}\n"
+    )
+    (info / "entry_points.txt").write_text("[pytest11]\nreliability = pytest_reliability.plugin\n")
+    return site
+
+
 def environment(directory: Path) -> dict[str, str]:
-    """Return the environment of every timed run: this checkout first, bytecode cached."""
+    """Return the environment of every timed run: the staged plugin first, bytecode cached."""
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     # Beside the suite, not in it: pytest would walk it while collecting.
     env["PYTHONPYCACHEPREFIX"] = str(directory.parent / "pycache")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    site = str(directory.parent / "site-packages")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, env.get("PYTHONPATH")]))
     return env
 
 
@@ -189,6 +220,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="reliability-bench-") as tmp:
         directory = Path(tmp) / "suite"
         directory.mkdir()
+        install_checkout(Path(tmp))
         generate(directory, args.tests, args.suite)
         runs = variants(directory)
         for name, argv in runs.items():  # warm the bytecode caches once, untimed

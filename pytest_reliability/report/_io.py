@@ -117,8 +117,9 @@ def encode_report(document: Any, *, indent: int | None = None, proven: bool = Fa
 
     Compact by default; ``indent`` (``--reliability-report-indent``) for a person reading it.
     ``proven``: :func:`~pytest_reliability.report._schema.validate_report` returned True for
-    this document, so every value in it is strict JSON and the fast encoder writes exactly what
-    the standard library would (numbers may be spelled differently: ``1e-7``, not ``1e-07``).
+    this document, so every value in it is strict JSON and the fast encoder writes the values the
+    standard library would (a number may be spelled differently, ``1e-7`` for ``1e-07``, and
+    reads back as the same float).
     """
     if proven and indent is None:
         try:
