@@ -22,11 +22,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from harness.private_servers import PrivatePostgres
+from pytest_reliability._sql_bounds import _WATCHDOG
 from pytest_reliability.audit import AuditLog, InMemoryAuditLog
 from pytest_reliability.clock import ManualClock
 from pytest_reliability.errors import IdempotencyUnavailable, StoreUnavailable
@@ -92,8 +94,9 @@ class Case:
     failed_closed: Callable[[Any], bool]
 
 
-def _raises(error: type[BaseException]) -> Callable[[Any], bool]:
-    return lambda outcome: isinstance(outcome, error)
+def _raises(error: type[BaseException], said: str) -> Callable[[Any], bool]:
+    """The call raised ``error`` saying ``said``: the deadline cut it, nothing else failed."""
+    return lambda outcome: isinstance(outcome, error) and said in str(outcome)
 
 
 def _abuse(engine: Engine) -> Case:
@@ -117,7 +120,7 @@ def _idempotency(engine: Engine) -> Case:
             key = f"k{next(_keys)}"
             return idem.run(operation="op", key=key, payload={}, handler=lambda _a: "done")
 
-    return Case(run, _raises(IdempotencyUnavailable))
+    return Case(run, _raises(IdempotencyUnavailable, "did not answer within 1.0 s"))
 
 
 def _kill_switch(engine: Engine) -> Case:
@@ -132,7 +135,7 @@ def _kill_switch(engine: Engine) -> Case:
     def flip() -> Any:
         return next(flips)("BILLING", reason="incident", actor=OPERATOR)
 
-    return Case(flip, _raises(StoreUnavailable))
+    return Case(flip, _raises(StoreUnavailable, "no answer within 1.0 s"))
 
 
 def _audit(engine: Engine) -> Case:
@@ -142,7 +145,7 @@ def _audit(engine: Engine) -> Case:
         with tenant_scope("acme"):
             return log.append("invoice.create", actor="a", target=f"i/{next(_keys)}", outcome="ok")
 
-    return Case(append, _raises(StoreUnavailable))
+    return Case(append, _raises(StoreUnavailable, "did not answer within 1 s"))
 
 
 CASES: dict[str, Callable[[Engine], Case]] = {
@@ -192,6 +195,27 @@ def test_a_pre_pinged_pooled_connection_on_a_frozen_postgres_fails_closed_within
     assert case.failed_closed(outcome), f"{store}: {outcome!r}"
     assert took < TIMEOUT + MARGIN
 
-    # The cut connection was discarded: the next call gets a working one.
+    # The cut connection was discarded: the next call gets a working one, and no deadline is
+    # left armed on any connection.
     assert not case.failed_closed(case.call())
+    assert not _WATCHDOG._entries
 
+
+@pytest.mark.parametrize("store", list(CASES))
+def test_a_pre_ping_that_finds_a_dead_connection_still_reconnects_within_the_call(
+    store: str, engine: Engine, private_pg: PrivatePostgres
+) -> None:
+    """The pool's own pre-ping handling stands: a connection that died fast (its backend
+    terminated, as by a server restart) is replaced inside the checkout, and the call works."""
+    case = CASES[store](engine)
+    for _ in range(2):
+        assert not case.failed_closed(case.call())
+    with psycopg.connect(private_pg.url.replace("+psycopg", ""), autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed is not None
+    assert killed[0] >= 1
+    assert not case.failed_closed(case.call())
+    assert not _WATCHDOG._entries
