@@ -15,6 +15,14 @@ and rely on no setting only ``make_engine`` applies:
   error even when the server is frozen (``SIGSTOP`` keeps its kernel's TCP stack answering, so
   keepalives never fire and a server-side ``statement_timeout`` cannot run). New connections get
   ``connect_timeout`` and TCP keepalives when the engine's URL does not set them.
+* The deadline's clock starts when the call asks the pool for a connection (:func:`checkout`),
+  so it covers the pool's own pre-ping on an engine built with ``pool_pre_ping=True``: the
+  engine's dialect pings through :func:`bound_engine`'s wrapper of ``do_ping``, which arms the
+  deadline on the connection being pinged while a store call checks it out (the caller's own
+  checkouts ping exactly as before). A ping the deadline cut fails the call at once with the
+  :class:`~sqlalchemy.exc.DBAPIError` a failed connect raises, instead of the pool's reconnect
+  (which on a frozen server would wait out ``connect_timeout`` too); the pool discards the cut
+  connection. An engine without pre-ping pays nothing: no ping, no extra round trip.
 """
 
 from __future__ import annotations
@@ -27,11 +35,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from pytest_reliability.db import begin_immediate
 from pytest_reliability.errors import ConfigurationError
@@ -42,6 +52,7 @@ __all__ = [
     "Deadline",
     "bound_engine",
     "check_timeout",
+    "checkout",
     "handler_transaction",
     "store_connection",
     "store_transaction",
@@ -74,8 +85,12 @@ def _connect_timeout(timeout: float) -> int:
 
 def bound_engine(engine: Engine, timeout: float = DEFAULT_STORE_TIMEOUT) -> None:
     """Give ``engine``'s new PostgreSQL connections a connect timeout (``timeout``, at least the
-    2 s libpq allows) and TCP keepalives, where its URL sets none. Once per engine."""
-    if engine.dialect.name != "postgresql" or getattr(engine.pool, "_reliability_bound", False):
+    2 s libpq allows) and TCP keepalives, where its URL sets none, and put its pool's pre-ping
+    under the deadline of the store call checking a connection out. Once per engine."""
+    if engine.dialect.name != "postgresql":
+        return
+    _bound_pre_ping(engine.dialect)
+    if getattr(engine.pool, "_reliability_bound", False):
         return
     defaults = {**PG_CONNECT_DEFAULTS, "connect_timeout": _connect_timeout(timeout)}
 
@@ -149,32 +164,97 @@ os.register_at_fork(after_in_child=_WATCHDOG._reset)
 class Deadline:
     """A client-side bound on the store calls made on one connection (PostgreSQL only)."""
 
-    __slots__ = ("_token", "fired", "timeout")
+    __slots__ = ("_due", "_token", "fired", "timeout")
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self._due: float | None = None
         self._token: int | None = None
         self.fired = False
 
+    def start(self) -> None:
+        """Start (or restart) the clock now; until then each arming starts its own."""
+        self._due = time.monotonic() + self.timeout
+
+    def _arm_fd(self, fd: int) -> None:
+        due = self._due if self._due is not None else time.monotonic() + self.timeout
+        self._token = _WATCHDOG.arm(fd, due)
+
     def arm(self, conn: Connection) -> None:
-        """Start the clock for ``conn``; from now on an overrun cuts its socket."""
+        """Watch ``conn``: from now on an overrun of the clock cuts its socket."""
         if conn.dialect.name != "postgresql" or self._token is not None:
             return
-        fd = conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
-        self._token = _WATCHDOG.arm(fd, time.monotonic() + self.timeout)
+        self._arm_fd(conn.connection.dbapi_connection.pgconn.socket)  # type: ignore[union-attr]
 
     def arm_dbapi(self, dbapi_connection: Any) -> None:
-        """Start the clock for a driver connection (a psycopg one; others are left unbounded)."""
+        """Watch a driver connection (a psycopg one; others are left unbounded)."""
         pgconn = getattr(dbapi_connection, "pgconn", None)
         if pgconn is None or self._token is not None:
             return
-        self._token = _WATCHDOG.arm(pgconn.socket, time.monotonic() + self.timeout)
+        self._arm_fd(pgconn.socket)
 
     def disarm(self) -> None:
-        """Stop the clock; records in :attr:`fired` whether the deadline cut the call."""
+        """Stop watching; records in :attr:`fired` whether the deadline cut the call."""
         if self._token is not None:
             self.fired = not _WATCHDOG.disarm(self._token) or self.fired
             self._token = None
+
+
+# The deadline of the store call whose checkout is running in this thread (or task), if any.
+_CHECKING_OUT: ContextVar[Deadline | None] = ContextVar("store_checkout", default=None)
+
+
+def _bound_pre_ping(dialect: Any) -> None:
+    """Wrap ``dialect.do_ping`` (on this dialect object only) so that a store call's checkout
+    pings under the call's deadline.
+
+    The pool pings a pooled connection inside ``engine.connect()``, before the connection is
+    handed out and before any pool event the store could listen to, so the driver connection is
+    first seen here. SQLAlchemy offers no ping event; ``do_ping`` is the dialect's documented
+    hook for the ping, and an engine's dialect belongs to that engine (and its
+    ``execution_options`` copies) alone.
+    """
+    if getattr(dialect, "_reliability_ping", False):
+        return
+    ping = dialect.do_ping
+    dbapi_error = dialect.loaded_dbapi.Error
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        deadline = _CHECKING_OUT.get()
+        if deadline is None:  # not a store call's checkout: the pool's ping, untouched
+            return bool(ping(dbapi_connection))
+        deadline.arm_dbapi(dbapi_connection)
+        try:
+            return bool(ping(dbapi_connection))
+        except dbapi_error as exc:
+            deadline.disarm()
+            if not deadline.fired:
+                raise  # the pool's own handling: a dead connection is replaced
+            # Not a driver error, so the pool does not reconnect (a new connection to a frozen
+            # server waits out connect_timeout past the deadline); it discards this one and
+            # engine.connect() raises what a failed connect raises.
+            raise DBAPIError.instance(
+                None, None, exc, dbapi_error, connection_invalidated=True, dialect=dialect
+            ) from exc
+        finally:
+            # Before the pool closes or hands out the connection: its descriptor is not ours to
+            # cut once the ping is over.
+            deadline.disarm()
+
+    dialect.do_ping = do_ping
+    dialect._reliability_ping = True
+
+
+@contextmanager
+def checkout(deadline: Deadline) -> Iterator[None]:
+    """Start ``deadline``'s clock and run the block (a connection checkout) under it: a pool
+    pre-ping inside it is cut when the clock runs out (see :func:`bound_engine`)."""
+    deadline.start()
+    token = _CHECKING_OUT.set(deadline)
+    try:
+        yield
+    finally:
+        _CHECKING_OUT.reset(token)
 
 
 def _start(conn: Connection, mode: str) -> None:
@@ -211,15 +291,17 @@ def _busy_timeout(conn: Connection, ms: int) -> Iterator[None]:
 def store_transaction(
     engine: Engine, deadline: Deadline, *, lock_wait_ms: int | None = None
 ) -> Iterator[Connection]:
-    """A write transaction (``BEGIN IMMEDIATE`` on SQLite), bounded by ``deadline`` throughout,
-    committed before the block's result is returned.
+    """A write transaction (``BEGIN IMMEDIATE`` on SQLite), bounded by ``deadline`` from the
+    checkout on, committed before the block's result is returned.
 
     ``lock_wait_ms`` (SQLite) waits at most that long for the write lock instead of the
     connection's busy timeout; the first statement must then be a write.
     """
     try:
         if lock_wait_ms is None or engine.dialect.name != "sqlite":
-            with begin_immediate(engine) as conn:
+            with ExitStack() as stack:
+                with checkout(deadline):
+                    conn = stack.enter_context(begin_immediate(engine))
                 deadline.arm(conn)
                 _start(conn, "IMMEDIATE")
                 yield conn
@@ -234,10 +316,12 @@ def store_transaction(
 @contextmanager
 def handler_transaction(engine: Engine, deadline: Deadline) -> Iterator[Connection]:
     """The transaction a handler's rows share with the completion: deferred on SQLite, so the
-    write lock is taken by the first write, not for the whole handler. Opening and committing
-    it are bounded by ``deadline``; the body (the handler) is not."""
+    write lock is taken by the first write, not for the whole handler. Opening it (from the
+    checkout on) and committing it are bounded by ``deadline``; the body (the handler) is not."""
     try:
-        with engine.connect() as conn:
+        with checkout(deadline):
+            conn = engine.connect()
+        with conn:
             deadline.arm(conn)
             with conn.begin():
                 _start(conn, "DEFERRED")
@@ -245,16 +329,19 @@ def handler_transaction(engine: Engine, deadline: Deadline) -> Iterator[Connecti
                 try:
                     yield conn
                 finally:
-                    deadline.arm(conn)  # the commit (or rollback) at the block's exit
+                    deadline.start()  # the commit (or rollback) at the block's exit: a new clock
+                    deadline.arm(conn)
     finally:
         deadline.disarm()
 
 
 @contextmanager
 def store_connection(engine: Engine, deadline: Deadline) -> Iterator[Connection]:
-    """A connection for reads, bounded by ``deadline``."""
+    """A connection for reads, bounded by ``deadline`` from the checkout on."""
     try:
-        with engine.connect() as conn:
+        with checkout(deadline):
+            conn = engine.connect()
+        with conn:
             deadline.arm(conn)
             yield conn
     finally:

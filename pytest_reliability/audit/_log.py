@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any, final
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from pytest_reliability._sql_bounds import (
     DEFAULT_STORE_TIMEOUT,
     Deadline,
     bound_engine,
     check_timeout,
+    checkout,
 )
 from pytest_reliability.audit._chain import (
     GENESIS_HASH,
@@ -235,9 +237,11 @@ class AuditLog(_Base):
     def _append_own(self, tenant: str, fields: tuple[str, str, str, str, str]) -> ChainRow:
         """Append in a transaction of our own, under the client-side deadline."""
         deadline = Deadline(self.timeout)
+        raw: PoolProxiedConnection | None = None
         with engine_guard(self.engine):
-            raw = self.engine.raw_connection()
             try:
+                with checkout(deadline):  # a pool pre-ping runs under the deadline too
+                    raw = self.engine.raw_connection()
                 deadline.arm_dbapi(raw.driver_connection)
                 return self._append(raw.driver_connection, tenant, fields, True)
             except Exception as exc:
@@ -251,11 +255,12 @@ class AuditLog(_Base):
                 raise
             finally:
                 deadline.disarm()
-                driver = raw.driver_connection
-                if deadline.fired or getattr(driver, "broken", False):
-                    # Cut by the deadline or lost with the server: dead, never hand it out again.
-                    raw.invalidate()
-                raw.close()
+                if raw is not None:
+                    driver = raw.driver_connection
+                    if deadline.fired or getattr(driver, "broken", False):
+                        # Cut by the deadline or lost with the server: never hand it out again.
+                        raw.invalidate()
+                    raw.close()
 
     def _append(
         self, dbapi: Any, tenant: str, fields: tuple[str, str, str, str, str], own: bool
