@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 
 from pytest_reliability.errors import ConfigurationError
 
@@ -88,10 +87,14 @@ def parse_seed(name: str, raw: str) -> int:
     return seed
 
 
-@dataclass
 class _Overrides:
-    seed: int | None = None
-    deterministic: bool | None = None
+    # A plain class, as every record on the plugin's load path: a dataclass execs generated
+    # source at import, a few million instructions each, paid by every run of every suite.
+    __slots__ = ("deterministic", "seed")
+
+    def __init__(self) -> None:
+        self.seed: int | None = None
+        self.deterministic: bool | None = None
 
 
 _overrides = _Overrides()
@@ -139,11 +142,13 @@ def current_seed() -> int:
     return parse_seed(SEED_ENV, raw)
 
 
-@dataclass
 class _Scope:
-    name: str
-    counters: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    __slots__ = ("counters", "lock", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.counters: dict[str, int] = {}
+        self.lock = threading.Lock()
 
     def next(self, kind: str) -> int:
         with self.lock:

@@ -20,7 +20,6 @@ import re
 import sys
 import uuid
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,21 +85,49 @@ _SCOPE_PLUGIN = "reliability-test-scope"
 _DRILLS_PLUGIN = "reliability-session-drills"
 
 
-@dataclass
 class _RunState:
-    seed: int
-    deterministic_ids: bool
-    deterministic_uuid4: bool
-    required: tuple[str, ...]
-    flaky_budget: int
-    report_path: Path | None
-    worker: str | None
-    tests_run: int = 0
-    collected: int | None = None
-    deselected: int = 0
-    items: dict[str, pytest.Item] = field(default_factory=dict)
-    categorized: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    saved_ids: tuple[int | None, bool | None] = (None, None)
+    # Not a dataclass: this module loads in every run where the package is installed, and a
+    # dataclass execs generated source at import.
+    __slots__ = (
+        "categorized",
+        "collected",
+        "deselected",
+        "deterministic_ids",
+        "deterministic_uuid4",
+        "flaky_budget",
+        "items",
+        "report_path",
+        "required",
+        "saved_ids",
+        "seed",
+        "tests_run",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        deterministic_ids: bool,
+        deterministic_uuid4: bool,
+        required: tuple[str, ...],
+        flaky_budget: int,
+        report_path: Path | None,
+        worker: str | None,
+    ) -> None:
+        self.seed = seed
+        self.deterministic_ids = deterministic_ids
+        self.deterministic_uuid4 = deterministic_uuid4
+        self.required = required
+        self.flaky_budget = flaky_budget
+        self.report_path = report_path
+        self.worker = worker
+        self.tests_run = 0
+        self.collected: int | None = None
+        self.deselected = 0
+        self.items: dict[str, pytest.Item] = {}
+        self.categorized: dict[str, tuple[str, ...]] = {}
+        self.saved_ids: tuple[int | None, bool | None] = (None, None)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,25 +55,69 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass
 class RunInfo:
     """What the plugin knows about the run besides the tests."""
 
-    run_id: str
-    seed: int
-    deterministic_ids: bool
-    deterministic_uuid4: bool
-    required_categories: Sequence[str]
-    flaky_budget: int
-    started_at: datetime
-    environ: Mapping[str, str]
-    workers: list[str] = field(default_factory=list)
-    xdist_version: str | None = None
-    pytest_version: str = ""
-    interruption: dict[str, str] | None = None
-    internal_error: str | None = None
-    allow_no_tests: bool = False
-    project: str | None = None
+    # Not a dataclass: one is made at every opted-in run's start, and a dataclass execs
+    # generated source at import.
+    __slots__ = (
+        "allow_no_tests",
+        "deterministic_ids",
+        "deterministic_uuid4",
+        "environ",
+        "flaky_budget",
+        "internal_error",
+        "interruption",
+        "project",
+        "pytest_version",
+        "required_categories",
+        "run_id",
+        "seed",
+        "started_at",
+        "workers",
+        "xdist_version",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        seed: int,
+        deterministic_ids: bool,
+        deterministic_uuid4: bool,
+        required_categories: Sequence[str],
+        flaky_budget: int,
+        started_at: datetime,
+        environ: Mapping[str, str],
+        workers: list[str] | None = None,
+        xdist_version: str | None = None,
+        pytest_version: str = "",
+        interruption: dict[str, str] | None = None,
+        internal_error: str | None = None,
+        allow_no_tests: bool = False,
+        project: str | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.seed = seed
+        self.deterministic_ids = deterministic_ids
+        self.deterministic_uuid4 = deterministic_uuid4
+        self.required_categories = required_categories
+        self.flaky_budget = flaky_budget
+        self.started_at = started_at
+        self.environ = environ
+        self.workers: list[str] = [] if workers is None else workers
+        self.xdist_version = xdist_version
+        self.pytest_version = pytest_version
+        self.interruption = interruption
+        self.internal_error = internal_error
+        self.allow_no_tests = allow_no_tests
+        self.project = project
+
+    def replace(self, **changes: Any) -> RunInfo:
+        """Return a copy with ``changes`` applied (the workers list is copied too)."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values["workers"] = list(self.workers)
+        values.update(changes)
+        return RunInfo(**values)
 
 
 def overall_status(
@@ -132,7 +175,7 @@ def placeholder(info: RunInfo) -> dict[str, Any]:
     previous run's report: status ``incomplete``, exit code 1 so that a reader that only checks
     the exit code fails closed too.
     """
-    unfinished = replace(info, interruption={"kind": "incomplete", "reason": INCOMPLETE_REASON})
+    unfinished = info.replace(interruption={"kind": "incomplete", "reason": INCOMPLETE_REASON})
     run = build_run(unfinished, 1, info.started_at)
     return assemble(run, build_tests_part(Collector()), [], {}, status="incomplete")
 

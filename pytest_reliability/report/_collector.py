@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, final
 
 
@@ -52,7 +51,6 @@ _VALUE_DEPTH = 8
 
 
 @final
-@dataclass(frozen=True, slots=True)
 class Detail:
     """What the report keeps beyond outcomes: captured output (opt in) and how paths are shown.
 
@@ -60,9 +58,16 @@ class Detail:
     names a file the way a CI annotation expects.
     """
 
-    capture: str = "off"
-    capture_max_chars: int = 2000
-    root: str | None = None
+    # Not a dataclass: this module loads with the plugin in every run, and a dataclass execs
+    # generated source at import.
+    __slots__ = ("capture", "capture_max_chars", "root")
+
+    def __init__(
+        self, capture: str = "off", capture_max_chars: int = 2000, root: str | None = None
+    ) -> None:
+        self.capture = capture
+        self.capture_max_chars = capture_max_chars
+        self.root = root
 
 
 def relative_path(path: str, root: str | None) -> str:

@@ -11,7 +11,6 @@ import importlib
 import signal
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,13 +43,17 @@ WARNING_MAX = 2000
 """Longest warning message kept, in characters."""
 
 
-@dataclass(frozen=True)
 class ReportOptions:
     """How the report is written: JSON indent, an HTML page beside it, captured output."""
 
-    indent: int | None = None
-    html: Path | None = None
-    detail: Detail = field(default_factory=Detail)
+    __slots__ = ("detail", "html", "indent")  # not a dataclass: see RunInfo
+
+    def __init__(
+        self, indent: int | None = None, html: Path | None = None, detail: Detail | None = None
+    ) -> None:
+        self.indent = indent
+        self.html = html
+        self.detail = Detail() if detail is None else detail
 
 
 def environment_metadata(config: pytest.Config) -> dict[str, Any] | None:
