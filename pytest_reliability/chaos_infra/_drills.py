@@ -114,7 +114,11 @@ class DrillResult:
 
 
 def record_drill(result: DrillResult) -> None:
-    """Keep ``result`` for this process's report (see :func:`recorded_drills`)."""
+    """Keep ``result`` for this process's report (see :func:`recorded_drills`).
+
+    A drill run against a planted bug is recorded with ``DrillResult(..., expected="failed")``:
+    the report then counts it as failed as planted, not as a failure.
+    """
     if not isinstance(result, DrillResult):
         raise ConfigurationError(f"record_drill takes a DrillResult, not {type(result).__name__}")
     with _lock:
