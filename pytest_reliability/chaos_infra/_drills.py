@@ -14,8 +14,9 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, final
+from typing import Any, Literal, final
 
+from pytest_reliability._drill_outcome import check_expected, drill_counts, unplanted_violations
 from pytest_reliability.errors import ConfigurationError
 
 __all__ = ["DrillResult", "chaos_drills_section", "record_drill", "recorded_drills"]
@@ -47,6 +48,10 @@ class DrillResult:
     answer, ``time_to_recover_s`` from undoing the fault to its first healthy answer; ``None``
     when it never came within the drill's wait. ``histories_checked`` counts the requests whose
     history (effects, acknowledgements, audit events) was checked after recovery.
+
+    ``expected`` is the outcome the caller declared: ``"failed"`` for a drill run against a
+    planted bug (a handler that acknowledges early, a fail-open policy) to prove the drill
+    catches it. The report then counts its failure as expected and its passing as a failure.
     """
 
     module: str
@@ -61,6 +66,7 @@ class DrillResult:
     finished_at: str = field(
         default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z")
     )
+    expected: Literal["passed", "failed"] = "passed"
 
     def __post_init__(self) -> None:
         for name in ("module", "store", "fault"):
@@ -81,6 +87,7 @@ class DrillResult:
         ):
             raise ConfigurationError(f"histories_checked must be a count, not {checked!r}")
         object.__setattr__(self, "violations", tuple(str(v) for v in self.violations))
+        object.__setattr__(self, "expected", check_expected(self.expected))
 
     @property
     def passed(self) -> bool:
@@ -101,11 +108,17 @@ class DrillResult:
             "histories_checked": self.histories_checked,
             "violations": list(self.violations),
             "finished_at": self.finished_at,
+            # Only a planted drill says so: the objects of ordinary drills stay as they were.
+            **({"expected": self.expected} if self.expected != "passed" else {}),
         }
 
 
 def record_drill(result: DrillResult) -> None:
-    """Keep ``result`` for this process's report (see :func:`recorded_drills`)."""
+    """Keep ``result`` for this process's report (see :func:`recorded_drills`).
+
+    A drill run against a planted bug is recorded with ``DrillResult(..., expected="failed")``:
+    the report then counts it as failed as planted, not as a failure.
+    """
     if not isinstance(result, DrillResult):
         raise ConfigurationError(f"record_drill takes a DrillResult, not {type(result).__name__}")
     with _lock:
@@ -121,13 +134,20 @@ def recorded_drills() -> tuple[DrillResult, ...]:
 def chaos_drills_section(drills: Iterable[DrillResult | Mapping[str, Any]]) -> dict[str, Any]:
     """Return the report's ``chaos_drills`` section for ``drills`` (results or their JSON).
 
-    ``passed`` and ``failed`` count drills; ``violations`` counts every violation found.
+    ``passed`` counts the drills expected to pass that passed, ``failed`` every unexpected
+    outcome (a failure, or a planted bug not caught); ``violations`` counts the violations
+    found by drills not expected to fail (a planted drill's are what it was meant to find).
+    When any drill declared an expected outcome, ``expected_failures`` counts the planted drills
+    that failed as planted.
     """
     items = [d.to_json() if isinstance(d, DrillResult) else dict(d) for d in drills]
-    failed = sum(1 for d in items if d.get("status") != "passed")
-    return {
+    counts = drill_counts(items)
+    section: dict[str, Any] = {
         "drills": items,
-        "passed": len(items) - failed,
-        "failed": failed,
-        "violations": sum(len(d.get("violations") or ()) for d in items),
+        "passed": counts.passed,
+        "failed": counts.failed,
+        "violations": unplanted_violations(items),
     }
+    if counts.planted:
+        section["expected_failures"] = counts.expected_failures
+    return section

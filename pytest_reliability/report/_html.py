@@ -18,6 +18,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pytest_reliability._drill_outcome import (
+    MISSED,
+    PLANTED,
+    drill_counts,
+    drill_outcome,
+    unplanted_violations,
+)
 from pytest_reliability.errors import ReportError
 from pytest_reliability.report._collector import OUTCOMES
 from pytest_reliability.report._tally import tally_facts
@@ -66,6 +73,17 @@ def _mark(outcome: str) -> str:
         f'<span class="o o-{_e(name)}"><span aria-hidden="true">{_MARK.get(name, "?")}</span> '
         f"{_e(name)}</span>"
     )
+
+
+def _drill_mark(drill: Mapping[str, Any]) -> str:
+    """A drill's status, its declared expectation taken into account."""
+    outcome = drill_outcome(drill)
+    # A planted fault caught reads like an expected failure; one missed, like a failure.
+    if outcome == PLANTED:
+        return f'<span class="o o-xfailed"><span aria-hidden="true">x</span> {_e(PLANTED)}</span>'
+    if outcome == MISSED:
+        return f'<span class="o o-failed"><span aria-hidden="true">✗</span> {_e(MISSED)}</span>'
+    return _mark(str(drill["status"]))
 
 
 def _seconds(value: float) -> str:
@@ -420,13 +438,13 @@ def _facts(report: Mapping[str, Any]) -> str:
     if backups:
         rows = "".join(
             f"<tr><td>{_e(d['backup'])}</td><td>{_e(d['backend'])}</td>"
-            f"<td>{_mark(d['status'])}</td><td class='n'>{_e(_seconds(float(d['rto_s'])))}</td>"
+            f"<td>{_drill_mark(d)}</td><td class='n'>{_e(_seconds(float(d['rto_s'])))}</td>"
             f"<td>{_e(d['reason'] or '')}</td></tr>"
             for d in backups["drills"]
         )
         out.append(
-            f"<h3>Restore drills: {int(backups['passed'])} passed, {int(backups['failed'])} "
-            'failed</h3><table class="wide"><thead><tr><th scope="col">backup</th>'
+            f"<h3>Restore drills: {drill_counts(backups['drills']).text()}</h3>"
+            '<table class="wide"><thead><tr><th scope="col">backup</th>'
             '<th scope="col">backend</th><th scope="col">status</th><th scope="col">RTO</th>'
             f'<th scope="col">reason</th></tr></thead><tbody>{rows}</tbody></table>'
         )
@@ -514,7 +532,7 @@ def _outage_drills(report: Mapping[str, Any]) -> str:
 
     rows = "".join(
         f"<tr><td>{_e(d['module'])}</td><td>{_e(d['store'])}</td><td>{_e(d['fault'])}</td>"
-        f"<td>{_mark(d['status'])}</td>"
+        f"<td>{_drill_mark(d)}</td>"
         f"<td class='n'>{_e(time(d['time_to_fail_closed_s']))}</td>"
         f"<td class='n'>{_e(time(d['time_to_recover_s']))}</td>"
         f"<td class='n'>{int(d['histories_checked'])}</td>"
@@ -522,8 +540,8 @@ def _outage_drills(report: Mapping[str, Any]) -> str:
         for d in section["drills"]
     )
     return (
-        f"<h3>Outage drills: {int(section['passed'])} passed, {int(section['failed'])} failed, "
-        f"{int(section['violations'])} violations</h3>"
+        f"<h3>Outage drills: {drill_counts(section['drills']).text()}, "
+        f"{unplanted_violations(section['drills'])} violations</h3>"
         '<table class="wide"><thead><tr><th scope="col">module</th><th scope="col">store</th>'
         '<th scope="col">fault</th><th scope="col">status</th>'
         '<th scope="col">fail closed</th><th scope="col">recovered</th>'

@@ -23,7 +23,9 @@ Metrics (all gauges but the histogram; labels in brackets):
 * ``reliability_kill_switch_exercised_tests{switch}``: tests that exercised the switch
 * ``reliability_idempotency{measure}``: ``examples``, ``duplicates_suppressed``, ... totals
 * ``reliability_audit_events{action}``: audit events recorded
-* ``reliability_restore_drills{status}``: restore drills passed, failed (when any ran)
+* ``reliability_restore_drills{status}``: restore drills passed, failed (when any ran; a planted
+  fault not caught counts as failed), and ``expected_failure`` (those that failed as planted,
+  when any drill declared an expected outcome)
 * ``reliability_warnings``: warnings recorded (schema 1.2 reports)
 """
 
@@ -34,6 +36,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from pytest_reliability._drill_outcome import drill_counts
 from pytest_reliability.errors import ConfigurationError
 from pytest_reliability.report._collector import OUTCOMES
 from pytest_reliability.report._tally import tally_facts
@@ -142,8 +145,12 @@ def _families(report: Mapping[str, Any]) -> Iterator[Any]:
     backups = report.get("backups")
     if backups:
         drills = gauge("reliability_restore_drills", "Restore drills by status.", ("status",))
-        drills.add_metric(["passed"], int(backups["passed"]))
-        drills.add_metric(["failed"], int(backups["failed"]))
+        # Counted from the items: a merged section, or an older one, is counted the same way.
+        counts = drill_counts(backups["drills"])
+        drills.add_metric(["passed"], counts.passed)
+        drills.add_metric(["failed"], counts.failed)
+        if counts.planted:
+            drills.add_metric(["expected_failure"], counts.expected_failures)
         yield drills
     if "warnings" in report:
         warnings = gauge("reliability_warnings", "Warnings recorded in the run.")

@@ -7,6 +7,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pytest_reliability._drill_outcome import (
+    MISSED,
+    drill_counts,
+    unexpected,
+    unplanted_violations,
+)
 from pytest_reliability.report._collector import OUTCOMES
 
 _LISTED = 20
@@ -36,10 +42,12 @@ def _drills(report: Mapping[str, Any], escape: Callable[[str], str] = str) -> st
     backups = report.get("backups")
     if not backups:
         return None
-    line = f"restore drills: {backups['passed']} passed, {backups['failed']} failed"
-    failed = [d for d in backups["drills"] if d["status"] != "passed"]
+    # Counted from the items: a merged section, or an older one, is told the same way.
+    line = f"restore drills: {drill_counts(backups['drills']).text()}"
+    failed = unexpected(backups["drills"])
     if failed:
-        first = f"{failed[0]['backup']}: {failed[0]['reason'] or 'no reason given'}"
+        why = MISSED if failed[0]["status"] == "passed" else failed[0]["reason"]
+        first = f"{failed[0]['backup']}: {why or 'no reason given'}"
         line += f" (first failure {escape(first)})"
     return line
 
@@ -81,15 +89,18 @@ def _outage_drills(report: Mapping[str, Any], escape: Callable[[str], str] = str
     section = report.get("chaos_drills")
     if not section:
         return None
-    line = (
-        f"outage drills: {section['passed']} passed, {section['failed']} failed, "
-        f"{section['violations']} violations"
-    )
-    failed = [d for d in section["drills"] if d["status"] != "passed"]
+    drills = section["drills"]
+    # Counted from the items: a merged section, or an older one, is told the same way.
+    counts, violations = drill_counts(drills).text(), unplanted_violations(drills)
+    line = f"outage drills: {counts}, {violations} violations"
+    failed = unexpected(drills)
     if failed:
         first = failed[0]
         where = f"{first['module']} on {first['store']} {first['fault']}"
-        why = first["violations"][0] if first["violations"] else "no violation listed"
+        if first["status"] == "passed":
+            why = MISSED
+        else:
+            why = first["violations"][0] if first["violations"] else "no violation listed"
         line += f" (first failure {escape(where)}: {escape(why)})"
     return line
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_reliability.audit import InMemoryAuditLog
-from pytest_reliability.errors import DrillTargetRefused, RestoreDrillError
+from pytest_reliability.errors import ConfigurationError, DrillTargetRefused, RestoreDrillError
 from pytest_reliability.ops.backup_engine import Backup, BackupEngine
 from pytest_reliability.ops.rbac import OpsContext
 from pytest_reliability.ops.restore_drill import (
@@ -112,7 +112,7 @@ def test_a_restored_copy_that_differs_from_the_manifest_fails_the_drill(
     name = next(n for n in tables if n.endswith(".audit_events"))
     tables[name] = {**tables[name], "rows": tables[name]["rows"] + 1}
     _reseal_manifest(backup, {"tables": tables})
-    result = run_drill(backup.path)
+    result = run_drill(backup.path, expected="failed")
     assert not result.ok
     want = tables[name]["rows"]
     assert result.reason == f"table {name} has {want - 1} rows; the manifest says {want}"
@@ -140,10 +140,17 @@ def test_a_sqlite_drill_finds_a_changed_table_digest(sqlite_backup: Backup) -> N
     tables = dict(sqlite_backup.manifest["tables"])
     tables["idempotency_records"] = {**tables["idempotency_records"], "digest": "0" * 64}
     _reseal_manifest(sqlite_backup, {"tables": tables})
-    result = run_drill(sqlite_backup.path)
+    result = run_drill(sqlite_backup.path, expected="failed")
     assert result.problems == (
         "table idempotency_records content digest differs from the manifest",
     )
+    # A planted fault caught: the report counts it apart from the failures.
+    assert result.to_json()["expected"] == "failed"
+    section = backups_section([result.to_json()])
+    assert section is not None
+    assert (section["passed"], section["failed"], section["expected_failures"]) == (0, 0, 1)
+    with pytest.raises(ConfigurationError, match="expected outcome"):
+        run_drill(sqlite_backup.path, expected="maybe")  # type: ignore[arg-type]
 
 
 def test_a_backup_that_does_not_validate_is_not_drilled(sqlite_backup: Backup) -> None:
@@ -173,7 +180,7 @@ def test_a_sqlite_drill_finds_a_broken_audit_chain_even_when_the_manifest_agrees
     sqlite_backup.checksum_path.write_text(f"{digest}  {sqlite_backup.path.name}\n")
     archive = {**sqlite_backup.manifest["archive"], "sha256": digest, "size_bytes": len(data)}
     _reseal_manifest(sqlite_backup, {"archive": archive, "tables": content.tables_json()})
-    result = run_drill(sqlite_backup.path)
+    result = run_drill(sqlite_backup.path, expected="failed")
     assert not result.ok
     assert result.problems[0].startswith("audit chain of the restored copy is broken")
     assert "changed" in result.problems[0]

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pytest_reliability"
 FLOORS: tuple[frozenset[str], ...] = (
     frozenset(
         {"errors", "_version", "_lazy", "protocols", "clock", "stores", "_canonical_json"}
-        | {"_redis_keys", "_redis_server", "_schemas"}
+        | {"_redis_keys", "_redis_server", "_schemas", "_drill_outcome"}
     ),
     frozenset({"db", "tenancy", "ids", "_sql_bounds"}),
     frozenset({"audit"}),

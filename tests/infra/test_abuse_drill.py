@@ -118,9 +118,12 @@ def test_a_drill_catches_a_policy_that_falls_back_to_local_decisions(
     # (on PostgreSQL a call after a cut one waits libpq's 2 s connect timeout).
     # Held 3 s: several store calls time out inside the fault whatever the machine's load (with
     # the 1 s minimum, the last call could outlive the fault and be answered by the store).
-    scenario = Scenario("redis", "pause", ("abuse",), workers=1, tail_s=0.3, hold_s=3.0)
+    scenario = Scenario(
+        "redis", "pause", ("abuse",), workers=1, tail_s=0.3, hold_s=3.0, expected_failed=("abuse",)
+    )
     (result,) = run_scenario(pool, scenario)
     assert result.passed is False
+    assert result.expected == "failed"
     assert any(v.startswith(f"{THROUGH}: ") for v in result.violations), result
     assert "bad: allowed while its store was unavailable (fail-open)" in result.violations
     # The known blocked subject still came from the cache, ahead of the fallback.
@@ -142,9 +145,12 @@ def test_a_drill_catches_a_decide_that_allows_on_a_store_error(
     # Redis: every call is cut at its 0.5 s socket timeout, so allows land inside the fault.
     # Held 3 s: several store calls time out inside the fault whatever the machine's load (with
     # the 1 s minimum, the last call could outlive the fault and be answered by the store).
-    scenario = Scenario("redis", "pause", ("abuse",), workers=1, tail_s=0.3, hold_s=3.0)
+    scenario = Scenario(
+        "redis", "pause", ("abuse",), workers=1, tail_s=0.3, hold_s=3.0, expected_failed=("abuse",)
+    )
     (result,) = run_scenario(pool, scenario)
     assert result.passed is False
+    assert result.expected == "failed"
     assert result.time_to_fail_closed_s is None
     assert "did not fail closed while the store was faulted" in result.violations
     assert any(v.startswith(f"{THROUGH}: ") for v in result.violations), result

@@ -89,11 +89,16 @@ def test_a_drill_catches_a_handler_that_acknowledges_before_its_effect_is_durabl
     pool: ContainerPool,
 ) -> None:
     # The killed server takes the uncommitted effects with it; the callers were already told.
-    scenario = Scenario("postgres", "kill", ("idempotency",), workers=3, mode="ack-early")
+    scenario = Scenario(
+        "postgres", "kill", ("idempotency",), workers=3, mode="ack-early",
+        expected_failed=("idempotency",),
+    )  # fmt: skip
     (result,) = run_scenario(pool, scenario)
     assert any(v.startswith("acknowledged but lost effects") for v in result.violations), result
     assert result.passed is False
-    assert chaos_drills_section([result])["failed"] == 1
+    assert result.expected == "failed"
+    section = chaos_drills_section([result])
+    assert (section["failed"], section["expected_failures"], section["violations"]) == (0, 1, 0)
 
 
 class _StaleCache(Probe):
@@ -193,7 +198,7 @@ def test_drill_{n}():
     record_drill(DrillResult(
         module="idempotency", store="postgres", fault="pause", time_to_fail_closed_s=0.5,
         time_to_recover_s=0.1, fail_closed_bound_s=3.0, recover_bound_s=30.0,
-        histories_checked=120, violations={violations},
+        histories_checked=120, violations={violations}, expected={expected!r},
     ))
 """
 
@@ -202,28 +207,38 @@ def test_drill_{n}():
 def test_recorded_drills_reach_the_report_from_every_worker(
     run_inner: RunInner, pytester: pytest.Pytester, workers: list[str]
 ) -> None:
+    # The failing drill is planted: an in-process run's drills are this process's too, and
+    # reach the outer run's report, where an unplanted one would read as a real failure.
     pytester.makepyfile(
-        test_a=_INNER.format(n=1, violations="()"),
-        test_b=_INNER.format(n=2, violations='("acknowledged but lost effects: 1 (k)",)'),
+        test_a=_INNER.format(n=1, violations="()", expected="passed"),
+        test_b=_INNER.format(
+            n=2, violations='("acknowledged but lost effects: 1 (k)",)', expected="failed"
+        ),
     )
     _, report = run_inner(*workers, subprocess=bool(workers))
     section = report["chaos_drills"]
-    assert (section["passed"], section["failed"], section["violations"]) == (1, 1, 1)
+    assert (section["passed"], section["failed"], section["violations"]) == (1, 0, 0)
+    assert section["expected_failures"] == 1
     assert len(section["drills"]) == 2
     failed = next(d for d in section["drills"] if d["status"] == "failed")
     assert failed["violations"] == ["acknowledged but lost effects: 1 (k)"]
     assert failed["histories_checked"] == 120
+    assert failed["expected"] == "failed"
+    passed = next(d for d in section["drills"] if d["status"] == "passed")
+    assert "expected" not in passed
     assert (
-        "outage drills: 1 passed, 1 failed, 1 violations (first failure idempotency on "
-        "postgres pause: acknowledged but lost effects: 1 (k))"
+        "outage drills: 1 passed, 0 failed, 1 failed as planted, 0 violations\n"
     ) in summary_text(report)
 
 
 def test_shards_drills_are_merged(run_inner: RunInner, pytester: pytest.Pytester) -> None:
     reports = []
     for n, violations in ((1, "()"), (2, '("duplicated effects: 2 (a, b)",)')):
-        pytester.makepyfile(**{f"test_s{n}": _INNER.format(n=n, violations=violations)})
-        _, report = run_inner(f"test_s{n}.py")
+        pytester.makepyfile(
+            **{f"test_s{n}": _INNER.format(n=n, violations=violations, expected="passed")}
+        )
+        # In a subprocess: this unplanted failing drill must not reach the outer run's report.
+        _, report = run_inner(f"test_s{n}.py", subprocess=True)
         reports.append(report)
     merged = merge_reports(reports)
     validate_report(merged)
@@ -292,6 +307,14 @@ def test_the_gate_check_fails_a_report_with_a_violation_or_a_late_drill(tmp_path
     failing = drill(status="failed", violations=["duplicated effects: 1 (k)"])
     path.write_text(json.dumps({"chaos_drills": chaos_drills_section([failing])}))
     assert check_report(path) == ["1 drills failed, 1 violations, 0 over a time bound"]
+    # A drill that failed as planted fails nothing, its late times included; one that passed
+    # missed its planted bug and fails the gate.
+    planted = {**failing, "expected": "failed", "time_to_fail_closed_s": None}
+    path.write_text(json.dumps({"chaos_drills": chaos_drills_section([drill(), planted])}))
+    assert check_report(path) == []
+    missed = drill(expected="failed")
+    path.write_text(json.dumps({"chaos_drills": chaos_drills_section([missed])}))
+    assert check_report(path) == ["1 drills failed, 0 violations, 0 over a time bound"]
 
 
 def _section_schema() -> Any:

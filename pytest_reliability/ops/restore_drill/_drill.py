@@ -12,10 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, final
+from typing import Any, Literal, final
 
 from sqlalchemy.engine import make_url
 
+from pytest_reliability._drill_outcome import check_expected, drill_counts
 from pytest_reliability.errors import DrillTargetRefused, RestoreDrillError
 from pytest_reliability.ops.backup_engine._content import compare, pg_content, sqlite_content
 from pytest_reliability.ops.backup_engine._manifest import Content
@@ -33,7 +34,11 @@ _session: list[DrillResult] = []
 @final
 @dataclass(frozen=True, slots=True)
 class DrillResult:
-    """The outcome of one drill: ``ok``, the problems found, and the time to restore (RTO)."""
+    """The outcome of one drill: ``ok``, the problems found, and the time to restore (RTO).
+
+    ``expected`` is the outcome the caller declared: ``"failed"`` for a drill run on a backup
+    with a planted fault, to prove the drill catches it (see :func:`run_drill`).
+    """
 
     backup: Path
     backend: str
@@ -45,6 +50,7 @@ class DrillResult:
     rows_checked: int
     audit_events_verified: int
     finished_at: str
+    expected: Literal["passed", "failed"] = "passed"
 
     @property
     def reason(self) -> str | None:
@@ -64,6 +70,8 @@ class DrillResult:
             "rows_checked": self.rows_checked,
             "audit_events_verified": self.audit_events_verified,
             "finished_at": self.finished_at,
+            # Only a planted drill says so: the objects of ordinary drills stay as they were.
+            **({"expected": self.expected} if self.expected != "passed" else {}),
         }
 
 
@@ -162,7 +170,11 @@ def _refuse_sqlite_target(target: Path, manifest: dict[str, Any]) -> None:
 
 
 def run_drill(
-    path: str | Path, *, target: str | None = None, pg_bin_dir: Path | None = None
+    path: str | Path,
+    *,
+    target: str | None = None,
+    pg_bin_dir: Path | None = None,
+    expected: Literal["passed", "failed"] = "passed",
 ) -> DrillResult:
     """Restore the backup at ``path`` into a throwaway target and compare it with its manifest.
 
@@ -172,7 +184,12 @@ def run_drill(
     copy in a temporary directory (``target``: a new file path, deleted afterwards). Tables, row
     counts and content digests must equal the manifest's, the audit heads too, and the restored
     audit log must pass ``AuditLog.verify``. The result is recorded for the session's report.
+
+    ``expected="failed"`` declares a drill of a backup with a planted fault (a changed manifest,
+    a forged audit event): the report counts its failure as expected ("failed as planted") and
+    its passing as a failure ("planted fault not caught").
     """
+    expected = check_expected(expected)
     path = Path(path)
     valid = validate(path, pg_bin_dir=pg_bin_dir)
     if not valid.ok or valid.manifest is None:
@@ -210,6 +227,7 @@ def run_drill(
         rows_checked=sum(t.rows for t in content.tables.values()),
         audit_events_verified=events,
         finished_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        expected=expected,
     )
     with _session_lock:
         _session.append(result)
@@ -228,9 +246,16 @@ def backups_section(drills: Iterable[Mapping[str, Any]] | None = None) -> dict[s
     ``drills`` are drill objects as :meth:`DrillResult.to_json` gives them, gathered elsewhere
     (the plugin passes those of one pytest session, xdist workers' included); by default every
     drill run in this process.
+
+    ``passed`` counts the drills expected to pass that passed, ``failed`` every unexpected
+    outcome (a failure, or a planted fault not caught). When any drill declared an expected
+    outcome, ``expected_failures`` counts the planted drills that failed as planted.
     """
     found = [d.to_json() for d in session_drills()] if drills is None else [dict(d) for d in drills]
     if not found:
         return None
-    passed = sum(1 for d in found if d["status"] == "passed")
-    return {"drills": found, "passed": passed, "failed": len(found) - passed}
+    counts = drill_counts(found)
+    section: dict[str, Any] = {"drills": found, "passed": counts.passed, "failed": counts.failed}
+    if counts.planted:
+        section["expected_failures"] = counts.expected_failures
+    return section
