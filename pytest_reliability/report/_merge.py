@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pytest_reliability._drill_outcome import drill_counts, unplanted_violations
 from pytest_reliability.errors import ReportError
 from pytest_reliability.report._build import overall_status
 from pytest_reliability.report._collector import CLOSING, summarize
@@ -51,6 +52,17 @@ def _closing(reports: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         for name, count in summary.get("other", {}).items():
             total[name] = total.get(name, 0) + int(count)
     return total
+
+
+def _drill_section(drills: list[Any], *, violations: int | None = None) -> dict[str, Any]:
+    """Return a drills section counted as one run counts it (planted drills apart)."""
+    counts = drill_counts(drills)
+    section: dict[str, Any] = {"drills": drills, "passed": counts.passed, "failed": counts.failed}
+    if violations is not None:
+        section["violations"] = violations
+    if counts.planted:
+        section["expected_failures"] = counts.expected_failures
+    return section
 
 
 def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -153,15 +165,8 @@ def merge_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         merged["warnings"] = warnings[:MAX_WARNINGS]
     if drills:  # every shard's restore drills, oldest first
         drills.sort(key=lambda d: (str(d.get("finished_at", "")), str(d["backup"])))
-        passed = sum(1 for d in drills if d["status"] == "passed")
-        merged["backups"] = {"drills": drills, "passed": passed, "failed": len(drills) - passed}
+        merged["backups"] = _drill_section(drills)
     if outage:  # every shard's outage drills, oldest first
         outage.sort(key=lambda d: (str(d.get("finished_at", "")), str(d["module"])))
-        passed = sum(1 for d in outage if d["status"] == "passed")
-        merged["chaos_drills"] = {
-            "drills": outage,
-            "passed": passed,
-            "failed": len(outage) - passed,
-            "violations": sum(len(d["violations"]) for d in outage),
-        }
+        merged["chaos_drills"] = _drill_section(outage, violations=unplanted_violations(outage))
     return merged

@@ -190,3 +190,28 @@ def test_the_metrics_count_planted_failures_apart() -> None:
     assert _restore_samples(report) == {"passed": 1, "failed": 2, "expected_failure": 1}
     plain = _report(backups=backups_section(_restore_drills()[::3]))
     assert _restore_samples(plain) == {"passed": 1, "failed": 1}
+
+
+def test_merged_shards_count_their_drills_as_one_run_does() -> None:
+    from pytest_reliability.report import merge_reports
+
+    restore = _restore_drills()
+    outage = [
+        _outage("kill_switch").to_json(),
+        _outage("abuse", "fail-open", "let through: 3", expected="failed").to_json(),
+        _outage("idempotency", "duplicated effects: 1 (k)").to_json(),
+    ]
+    first = _report(backups=backups_section(restore[:2]), chaos=chaos_drills_section(outage[:2]))
+    second = make_report([make_test("u.py::test_ok")])
+    second["run"]["id"] = "another-shard"
+    second["backups"] = backups_section(restore[2:])
+    second["chaos_drills"] = chaos_drills_section(outage[2:])
+    merged = merge_reports([first, second])
+    validate_report(merged)
+    whole_backups = backups_section(restore)
+    whole_chaos = chaos_drills_section(outage)
+    assert whole_backups is not None
+    for key in ("passed", "failed", "expected_failures"):
+        assert merged["backups"][key] == whole_backups[key], key
+    for key in ("passed", "failed", "expected_failures", "violations"):
+        assert merged["chaos_drills"][key] == whole_chaos[key], key
