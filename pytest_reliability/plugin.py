@@ -567,14 +567,14 @@ def _local_facts(config: pytest.Config, state: _RunState) -> LocalFacts:
     marked = state.categorized
     recorded = recording_tests(config)
 
-    def local(nodeid: str) -> tuple[dict[str, Any], list[str]] | None:
+    def local(nodeid: str) -> tuple[dict[str, Any], list[str]] | tuple[()] | None:
         item = items.get(nodeid)
         if item is None:
             return None
         if nodeid in recorded or "hypothesis_statistics" in item.__dict__:
             return facts_and_categories(item)
         own = marked.get(nodeid)
-        return {}, list(own) if own else []
+        return ({}, list(own)) if own else ()
 
     return local
 

@@ -333,9 +333,10 @@ class TestRecord:
         return entry
 
 
-LocalFacts = Callable[[str], "tuple[dict[str, Any], list[str]] | None"]
+LocalFacts = Callable[[str], "tuple[dict[str, Any], list[str]] | tuple[()] | None"]
 """Given a node id run in this process, the facts and categories its teardown report would
-carry (:data:`FACTS_KEY`, :data:`CATEGORIES_KEY`), or ``None`` for an unknown test."""
+carry (:data:`FACTS_KEY`, :data:`CATEGORIES_KEY`): ``()`` when the test recorded no fact and has
+no category (most tests, spared two containers each), ``None`` for an unknown test."""
 
 
 @final
@@ -348,7 +349,7 @@ class Collector:
     straight into its report entry, and every other test through :class:`TestRecord`.
     """
 
-    __slots__ = ("built", "collection_errors", "detail", "pending")
+    __slots__ = ("built", "collection_errors", "detail", "pending", "unchecked")
 
     def __init__(self, detail: Detail | None = None) -> None:
         self.pending: list[Any] = []
@@ -357,6 +358,9 @@ class Collector:
         """``id()`` of the entries :meth:`tests` last built straight from pytest's reports: only
         their facts, categories, properties, metadata and captured output came from the tests
         (see :func:`~pytest_reliability.report._schema.validate_report`'s ``trusted``)."""
+        self.unchecked: list[dict[str, Any]] = []
+        """The entries among :attr:`built` that hold something the tests put there (facts,
+        categories, properties, metadata, captured output): only these need a schema check."""
         self.collection_errors: dict[str, str] = {}
         self.detail = detail or Detail()
 
@@ -376,21 +380,25 @@ class Collector:
         arrived without them (on an xdist controller every report carries its own).
         """
         pending = self.pending
-        count = len(pending)
+        last = len(pending) - 2
         # A test's setup, call and teardown usually arrive one after another (always without
         # xdist): a passing triple becomes its entry at once, without grouping reports first.
-        fast: dict[str, tuple[int, dict[str, Any]]] = {}
+        fast: dict[str, dict[str, Any]] = {}
+        starts: dict[str, int] = {}
         slow: dict[str, list[Any]] = {}
+        unchecked: list[dict[str, Any]] = []
         # Imported here: the report's readers (summary, html, metrics) need no pytest.
         import pytest
 
         report_type = pytest.TestReport  # exactly: its attributes are the ones read below
+        detail = self.detail
         i = 0
-        while i < count:
+        while i < last:
             report = pending[i]
-            if i + 2 < count and type(report) is report_type:
+            if type(report) is report_type:
                 nodeid = report.nodeid
-                call, teardown = pending[i + 1], pending[i + 2]
+                call = pending[i + 1]
+                teardown = pending[i + 2]
                 if (
                     type(call) is report_type
                     and type(teardown) is report_type
@@ -399,41 +407,57 @@ class Collector:
                     and nodeid not in fast
                     and nodeid not in slow
                 ):
-                    entry = _passed_entry(nodeid, report, call, teardown, local, self.detail)
+                    entry = _passed_entry(nodeid, report, call, teardown, local, detail, unchecked)
                     if entry is not None:
-                        fast[nodeid] = (i, entry)
+                        fast[nodeid] = entry
+                        starts[nodeid] = i
                         i += 3
                         continue
+            self._group(report, fast, starts, slow)
             i += 1
-            if not hasattr(report, "when"):
-                self.add_collect_report(report)
-                continue
-            nodeid = report.nodeid
-            group = slow.get(nodeid)
-            if group is None:
-                group = slow[nodeid] = []
-                if nodeid in fast:  # more reports of a test already built: fold them all
-                    start = fast.pop(nodeid)[0]
-                    group.extend(pending[start : start + 3])
-            group.append(report)
-        built = {nodeid: entry for nodeid, (_, entry) in fast.items()}
-        self.built = {id(entry) for entry in built.values()}
+        for report in pending[max(i, 0) :]:
+            self._group(report, fast, starts, slow)
+        self.built = set(map(id, fast.values()))
+        self.unchecked = unchecked
         for nodeid, reports in slow.items():
-            record = TestRecord(nodeid, self.detail)
-            for report in reports:
-                data = report.__dict__
-                if local is not None and report.when == "teardown" and FACTS_KEY not in data:
-                    extra = local(nodeid)
-                    if extra is not None:
-                        data[FACTS_KEY], data[CATEGORIES_KEY] = extra
-                record.fold(report)
-            if local is not None and not record.finished():
-                # Interrupted before its teardown report: the facts are still on the item.
+            fast[nodeid] = self._fold(nodeid, reports, local)
+        return [fast[nodeid] for nodeid in sorted(fast)]
+
+    def _group(
+        self,
+        report: Any,
+        fast: dict[str, dict[str, Any]],
+        starts: dict[str, int],
+        slow: dict[str, list[Any]],
+    ) -> None:
+        if not hasattr(report, "when"):
+            self.add_collect_report(report)
+            return
+        nodeid = report.nodeid
+        group = slow.get(nodeid)
+        if group is None:
+            group = slow[nodeid] = []
+            if nodeid in fast:  # more reports of a test already built: fold them all
+                del fast[nodeid]
+                start = starts.pop(nodeid)
+                group.extend(self.pending[start : start + 3])
+        group.append(report)
+
+    def _fold(self, nodeid: str, reports: list[Any], local: LocalFacts | None) -> dict[str, Any]:
+        record = TestRecord(nodeid, self.detail)
+        for report in reports:
+            data = report.__dict__
+            if local is not None and report.when == "teardown" and FACTS_KEY not in data:
                 extra = local(nodeid)
                 if extra is not None:
-                    record.facts, record.categories = extra
-            built[nodeid] = record.as_dict()
-        return [built[nodeid] for nodeid in sorted(built)]
+                    data[FACTS_KEY], data[CATEGORIES_KEY] = extra or ({}, [])
+            record.fold(report)
+        if local is not None and not record.finished():
+            # Interrupted before its teardown report: the facts are still on the item.
+            extra = local(nodeid)
+            if extra is not None:
+                record.facts, record.categories = extra or ({}, [])
+        return record.as_dict()
 
     def collection_error_list(self) -> list[dict[str, str]]:
         """Return the collection errors, sorted by node id."""
@@ -450,13 +474,17 @@ def _passed_entry(
     teardown: Any,
     local: LocalFacts | None,
     detail: Detail,
+    unchecked: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
     """Return the entry of a test whose setup, call and teardown passed at the first attempt.
 
     ``None`` for anything else (reruns, xfail, failures, crashes): :class:`TestRecord` folds
-    those. The entry is exactly the one :class:`TestRecord` would build.
+    those. The entry is exactly the one :class:`TestRecord` would build. An entry holding
+    anything the test put there (facts, categories, properties, metadata, captured output) is
+    also appended to ``unchecked``.
     """
-    # The reports' own dicts, read directly: this runs once per test of the run.
+    # The reports' own dicts, read directly, and membership rather than get(): this runs once
+    # per test of the run.
     s, c, t = setup.__dict__, call.__dict__, teardown.__dict__
     if (
         s["when"] != "setup"
@@ -466,9 +494,11 @@ def _passed_entry(
         or c["outcome"] != "passed"
         or t["outcome"] != "passed"
         or "wasxfail" in c
-        or s.get("rerun")
-        or c.get("rerun")
-        or t.get("rerun")
+        or (
+            # pytest-rerunfailures numbers attempts: an attempt after the first is folded.
+            ("rerun" in s or "rerun" in c or "rerun" in t)
+            and (s.get("rerun") or c.get("rerun") or t.get("rerun"))
+        )
     ):
         return None
     # Summed in phase order from 0.0, as _Attempt.fold does, so the float is the same.
@@ -480,43 +510,53 @@ def _passed_entry(
         return None  # a clock a plugin bent: the full fold, and the full schema check, decide
     # The last report that carries a value wins, as in TestRecord.fold.
     extra = local(nodeid) if local is not None and FACTS_KEY not in t else None
-    if extra is not None:
-        facts, categories = extra
-    else:
+    if extra is None:
         facts = t.get(FACTS_KEY)
         if facts is None:
             facts = c.get(FACTS_KEY)
             if facts is None:
                 facts = s.get(FACTS_KEY, {})
-        categories = t.get(CATEGORIES_KEY)
-        if categories is None:
-            categories = c.get(CATEGORIES_KEY)
-            if categories is None:
-                categories = s.get(CATEGORIES_KEY, ())
-    worker = t.get(WORKER_KEY)
-    if worker is None:
-        worker = c.get(WORKER_KEY)
+        found = t.get(CATEGORIES_KEY)
+        if found is None:
+            found = c.get(CATEGORIES_KEY)
+            if found is None:
+                found = s.get(CATEGORIES_KEY, ())
+        categories = list(found)
+    elif extra:
+        facts, found = extra
+        categories = list(found)
+    else:  # ran here, recorded no fact, has no category: most tests
+        facts = {}
+        categories = []
+    worker = None
+    if WORKER_KEY in t or WORKER_KEY in c or WORKER_KEY in s:
+        worker = t.get(WORKER_KEY)
         if worker is None:
-            worker = s.get(WORKER_KEY)
+            worker = c.get(WORKER_KEY)
+            if worker is None:
+                worker = s.get(WORKER_KEY)
+        if worker is not None:
+            worker = str(worker)
+    # micros() written out, with a float floor (no call): a call per value was a fifth of this
+    # function's time. Equal to int() for the non-negative durations checked above.
+    setup_s = (setup_s * 1e6 + 0.5) // 1.0 / 1e6
+    call_s = (call_s * 1e6 + 0.5) // 1.0 / 1e6
+    teardown_s = (teardown_s * 1e6 + 0.5) // 1.0 / 1e6
     entry = {
         "nodeid": nodeid,
         "outcome": "passed",
-        # micros() written out: a call per value was a fifth of this function's time.
-        "duration_s": int(duration * 1e6 + 0.5) / 1e6,
-        "categories": list(categories),
-        "worker": None if worker is None else str(worker),
+        "duration_s": (duration * 1e6 + 0.5) // 1.0 / 1e6,
+        "categories": categories,
+        "worker": worker,
         "attempts": [
             {
                 "outcome": "passed",
                 "duration_s": duration,
                 "failure": None,
                 "phases": {
-                    "setup": {"outcome": "passed", "duration_s": int(setup_s * 1e6 + 0.5) / 1e6},
-                    "call": {"outcome": "passed", "duration_s": int(call_s * 1e6 + 0.5) / 1e6},
-                    "teardown": {
-                        "outcome": "passed",
-                        "duration_s": int(teardown_s * 1e6 + 0.5) / 1e6,
-                    },
+                    "setup": {"outcome": "passed", "duration_s": setup_s},
+                    "call": {"outcome": "passed", "duration_s": call_s},
+                    "teardown": {"outcome": "passed", "duration_s": teardown_s},
                 },
             }
         ],
@@ -530,13 +570,18 @@ def _passed_entry(
             "path": path if type(path) is str else str(path),
             "line": lineno + 1 if isinstance(lineno, int) and lineno >= 0 else None,
         }
-    properties = t.get("user_properties")
+    checked = facts or categories
+    properties = t["user_properties"]  # set by TestReport.__init__, on xdist's copies too
     if properties:
         _user_data(entry, properties)
+        checked = True
     if detail.capture == "all":
         captured = captured_of(teardown, detail.capture_max_chars)
         if captured is not None:
             entry["captured"] = captured
+            checked = True
+    if checked:
+        unchecked.append(entry)
     return entry
 
 

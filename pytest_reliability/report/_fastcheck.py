@@ -92,20 +92,39 @@ class _Compiler:
         self.refs: dict[str, Check] = {}
 
     def ref(self, pointer: str) -> Check:
+        """Return the check of the part at ``pointer``, compiled when first asked to check.
+
+        Most reports hold few of the schema's parts (no drills, no facts, and the tests of
+        the plugin's own fast path are not walked at all): compiling every part up front
+        cost more than checking a run of a thousand tests. A part that turns out to use a
+        keyword this compiler does not know proves nothing (its check answers False), so
+        jsonschema decides.
+        """
         if not pointer.startswith("#/"):
             raise Unsupported(f"$ref {pointer}")
-        if pointer not in self.refs:
+        found = self.refs.get(pointer)
+        if found is None:
             target: Any = self.root
             for part in pointer[2:].split("/"):
                 target = target[part.replace("~1", "/").replace("~0", "~")]
-            slot: list[Check] = []
-            # Registered before compiling so recursive references resolve lazily; once compiled,
-            # later references call the check itself, one call fewer per value.
-            self.refs[pointer] = lambda v: slot[0](v)
-            compiled = self.compile(target)
-            slot.append(compiled)
-            self.refs[pointer] = compiled
-        return self.refs[pointer]
+            found = self.refs[pointer] = self._lazy(pointer, target)
+        return found
+
+    def _lazy(self, pointer: str, target: Any) -> Check:
+        slot: list[Check] = []
+
+        def check(value: Any) -> bool:
+            if not slot:
+                try:
+                    compiled = self.compile(target)
+                except (Unsupported, KeyError, TypeError, ValueError):
+                    compiled = _never
+                slot.append(compiled)
+                # References met from now on call the check itself, one call fewer per value.
+                self.refs[pointer] = compiled
+            return slot[0](value)
+
+        return check
 
     def compile(self, schema: Any) -> Check:
         if schema is True:

@@ -7,7 +7,7 @@ shipped schema; this module adds the report's defaults and its compiled fast pat
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,12 @@ _ENTRY_PARTS = (
 )
 
 
-_BUILT_KEYS = 9
-"""Keys of a built entry without properties, metadata or captured output (location included)."""
-
-
-def _proven(document: Any, fast: Callable[[Any], bool], trusted: Collection[int]) -> bool:
+def _proven(
+    document: Any,
+    fast: Callable[[Any], bool],
+    trusted: Collection[int],
+    unchecked: Iterable[Any] | None,
+) -> bool:
     tests = document.get("tests") if type(document) is dict else None
     if type(tests) is not list:
         return fast(document)
@@ -80,10 +81,15 @@ def _proven(document: Any, fast: Callable[[Any], bool], trusted: Collection[int]
             return False
         checks.append((key, check))
     (_, check_categories), (_, check_facts), *optional = checks
-    for entry in built:
-        nodeid = entry.get("nodeid")
-        if type(nodeid) is not str or not nodeid:
-            return False
+    if unchecked is None:
+        to_check: Iterable[Any] = built
+        for entry in built:
+            nodeid = entry.get("nodeid")
+            if type(nodeid) is not str or not nodeid:
+                return False
+    else:  # the collector built them with a non-empty node id and listed the others' parts
+        to_check = unchecked
+    for entry in to_check:
         # Empty: nothing a test put there. Facts and categories are on every entry.
         value = entry.get("facts")
         if value and not check_facts(value):
@@ -91,16 +97,19 @@ def _proven(document: Any, fast: Callable[[Any], bool], trusted: Collection[int]
         value = entry.get("categories")
         if value and not check_categories(value):
             return False
-        if len(entry) > _BUILT_KEYS:  # properties, metadata or captured output
-            for key, check in optional:
-                value = entry.get(key)
-                if value and not check(value):
-                    return False
+        for key, check in optional:  # properties, metadata, captured output
+            value = entry.get(key)
+            if value and not check(value):
+                return False
     return True
 
 
 def validate_report(
-    document: Any, name: str = REPORT_SCHEMA, *, trusted: Collection[int] = ()
+    document: Any,
+    name: str = REPORT_SCHEMA,
+    *,
+    trusted: Collection[int] = (),
+    unchecked: Iterable[Any] | None = None,
 ) -> bool:
     """Raise :class:`~pytest_reliability.errors.ReportError` unless ``document`` is valid.
 
@@ -113,12 +122,13 @@ def validate_report(
     ``trusted`` holds the ``id()`` of test entries the plugin's collector built itself from
     pytest's reports (:attr:`Collector.built`), in a report no hook could have changed since:
     only the parts of them that came from the tests (facts, categories, properties, metadata)
-    are checked.
+    are checked. ``unchecked``, when given, lists the trusted entries that hold any such part
+    (:attr:`Collector.unchecked`): the others are not looked at at all.
     """
     fast = _fast_check(name)
     if fast is not None:
         if trusted and name == REPORT_SCHEMA:
-            if _proven(document, fast, trusted):
+            if _proven(document, fast, trusted, unchecked):
                 return True
         elif fast(document):
             return True

@@ -94,11 +94,17 @@ def closing_counts(config: pytest.Config) -> dict[str, int] | None:
     stats = getattr(reporter, "stats", None)
     if not isinstance(stats, dict):
         return None
-    return {
-        str(key): sum(1 for r in reports if getattr(r, "count_towards_summary", True))
-        for key, reports in stats.items()
-        if key
-    }
+    return {str(key): _closing_count(reports) for key, reports in stats.items() if key}
+
+
+def _closing_count(reports: list[Any]) -> int:
+    # Counted as pytest counts, but a TestReport always counts (one check per report, not a
+    # property call): only subtests' and other plugins' reports may say they do not.
+    return sum(
+        1
+        for r in reports
+        if type(r) is pytest.TestReport or getattr(r, "count_towards_summary", True)
+    )
 
 
 class ReportSession:
@@ -317,7 +323,9 @@ class ReportSession:
         self.gate_results = gates
         try:
             indent = self.options.indent
-            proven = validate_report(document, trusted=self._trusted())
+            trusted = self._trusted()
+            unchecked = self.collector.unchecked if trusted else None
+            proven = validate_report(document, trusted=trusted, unchecked=unchecked)
             payload = encode_report(document, indent=indent, proven=proven)
             if self.masker and self.masker.needed(payload):
                 document = self.masker.document(document)

@@ -157,6 +157,57 @@ def test_trusted_entries_still_have_what_the_tests_recorded_checked() -> None:
             validate_report(document, trusted=built)
 
 
+def _verdict(check: Any) -> str:
+    try:
+        return "proven" if check() else "valid"
+    except ReportError:
+        return "invalid"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(st.sampled_from(["custom", "chaos", "audit"]), any_values, max_size=2),
+    categories,
+    st.lists(st.tuples(st.text(max_size=3), any_values), max_size=2),
+    st.booleans(),
+)
+def test_checking_only_the_entries_the_collector_lists_decides_as_the_full_check(
+    facts: dict[str, Any], cats: list[str], properties: list[Any], plain_neighbour: bool
+) -> None:
+    # Collector.unchecked names the built entries that hold anything a test put there; the
+    # others are never looked at. Whatever the tests recorded, the verdict must be the one
+    # the check of every entry gives.
+    reports = _triple((0.001, 0.002, 0.003), 4, {k: {"x": v} for k, v in facts.items()}, cats)
+    reports[2].user_properties = list(properties)
+    if plain_neighbour:
+        neighbour = _triple((0.001, 0.001, 0.001), 9, {}, [])
+        for report in neighbour:
+            report.nodeid = "t.py::test_y"
+        reports += neighbour
+    collector = Collector()
+    collector.pending = reports
+    tests = collector.tests()
+    assert all(id(entry) in collector.built for entry in tests)
+    recorded = [e for e in tests if e["facts"] or e["categories"] or "properties" in e]
+    assert [id(e) for e in collector.unchecked] == [id(e) for e in recorded]
+    document = {**copy.deepcopy(VALID), "schema_version": "1.2", "tests": tests}
+    fast = _verdict(
+        lambda: validate_report(document, trusted=collector.built, unchecked=collector.unchecked)
+    )
+    full = _verdict(lambda: validate_report(document))
+    assert fast == full or (fast, full) == ("valid", "proven")
+
+
+def test_the_unchecked_list_is_the_callers_word_and_without_it_every_entry_is_checked() -> None:
+    # The guard behind the list: an entry whose facts were changed after the build, but kept
+    # off the list, is still refused when the check of every entry is asked for.
+    document, built = _built_document({}, [])
+    document["tests"][0]["facts"] = {"chaos": {"injected": -1}}
+    assert validate_report(document, trusted=built, unchecked=[]) is True  # as documented
+    with pytest.raises(ReportError, match="does not match"):
+        validate_report(document, trusted=built)
+
+
 def test_a_trusted_entry_with_a_value_that_is_not_json_is_valid_but_not_proven() -> None:
     # jsonschema takes NaN for a number; JSON has no NaN: the document is valid, but only the
     # standard encoder may write it, and it refuses.

@@ -123,3 +123,39 @@ def test_compiled_check_never_accepts_what_jsonschema_rejects(
     assert CHECK is not None
     if CHECK(document):
         assert violations(document) == [], (path, value)
+
+
+LAZY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "known": {"$ref": "#/$defs/known"},
+        "odd": {"$ref": "#/$defs/odd"},
+        "tree": {"$ref": "#/$defs/tree"},
+    },
+    "$defs": {
+        "known": {"type": "integer", "minimum": 0},
+        # A keyword the compiler does not know: this part can never be proven here.
+        "odd": {"type": "string", "contentEncoding": "base64"},
+        "tree": {
+            "type": "object",
+            "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/tree"}}},
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_parts_are_compiled_when_first_met_and_an_unknown_keyword_proves_nothing() -> None:
+    check = compile_check(LAZY_SCHEMA)
+    assert check is not None
+    # A document that never reaches the odd part is proven; one that does is not (jsonschema
+    # decides it), whichever order the parts are met in.
+    assert check({"known": 3})
+    assert not check({"known": -1})
+    assert not check({"known": 3, "odd": "aGk="})
+    assert check({"known": 4})
+    # A part that refers to itself compiles once and checks every level.
+    assert check({"tree": {"children": [{"children": []}, {}]}})
+    assert not check({"tree": {"children": [{"children": [{"leaf": 1}]}]}})
+    part = compile_check(LAZY_SCHEMA, "#/$defs/odd")
+    assert part is not None and not part("aGk=")
