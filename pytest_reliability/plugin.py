@@ -474,18 +474,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # What item.iter_markers() would give, the union of the own markers of the item and its
     # parents, but each module's and class's markers read once, not once per test in it.
     cache: dict[int, frozenset[str]] = {}
+    chaos: list[pytest.Item] = []  # the tests that may be property-based chaos tests
     for item in items:
-        known[item.nodeid] = item
-        found = _inherited_categories(item.parent, item, cache) if item.parent else frozenset()
+        nodeid = item.nodeid
+        known[nodeid] = item
+        parent = item.parent
+        if parent is None:
+            found: frozenset[str] = frozenset()
+        else:  # the cache's hit written out: this runs once per test of the run
+            hit = cache.get(id(parent))
+            found = _inherited_categories(parent, item, cache) if hit is None else hit
         if item.own_markers:
             found |= _marked_categories(item.own_markers, item)
         if found:  # most tests have none: leave their stash alone (attach_facts defaults to ())
-            item.stash[_CATEGORIES] = marked[item.nodeid] = tuple(sorted(found))
-    # Imported here: a fixture module imported with the plugin could not be assertion-rewritten.
-    from pytest_reliability.fixtures._chaos import configure_property_chaos
-
+            item.stash[_CATEGORIES] = marked[nodeid] = tuple(sorted(found))
+        if "chaos" in getattr(item, "fixturenames", ()):
+            chaos.append(item)
     examples = setting(config, "reliability_chaos_examples", parse_examples)
-    configure_property_chaos(config, items, run_seed=config.stash[RUN_SEED], examples=examples)
+    if chaos:
+        # Imported here: a fixture module imported with the plugin could not be assertion-
+        # rewritten.
+        from pytest_reliability.fixtures._chaos import configure_property_chaos
+
+        configure_property_chaos(config, chaos, run_seed=config.stash[RUN_SEED], examples=examples)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

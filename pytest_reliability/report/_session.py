@@ -140,6 +140,17 @@ class ReportSession:
         self.info = info
         self.path = path
         self.collector = Collector(self.options.detail)
+        pending = self.collector.pending
+
+        def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+            """Queue each phase report; the collector folds them all at the end of the run."""
+            # Only an append: this runs three times per test, and a test's facts are final
+            # after its teardown, so reading them at the end gives what reading them now would.
+            pending.append(report)
+
+        # A function over the queue rather than a method: pytest calls it on every phase of
+        # every test, and a bound method and two attribute reads cost as much as the append.
+        self.pytest_runtest_logreport = pytest_runtest_logreport
         self.gate_results: list[GateResult] = []
         self.status: str | None = None
         self.error: str | None = None
@@ -168,12 +179,6 @@ class ReportSession:
         if self.previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self.previous_sigterm)
             self.previous_sigterm = None
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Queue each phase report; the collector folds them all once, at the end of the run."""
-        # Only an append here: this runs three times per test, and a test's facts are final
-        # after its teardown, so reading them at the end gives what reading them now would.
-        self.collector.pending.append(report)
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """Count deselected tests (``-k``, ``-m``, or a plugin)."""
@@ -341,7 +346,9 @@ class ReportSession:
             if not self._write_html(document) and exit_code == 0:
                 exit_code = int(pytest.ExitCode.TESTS_FAILED)
         # Let the records go now: pytest runs full garbage collections at exit, and thousands of
-        # finished records would only make each one slower.
+        # finished records would only make each one slower. The queue is emptied in place: the
+        # report hook holds it.
+        self.collector.pending.clear()
         self.collector = Collector(self.options.detail)
         session.exitstatus = exit_code
 
