@@ -27,7 +27,8 @@ every timed run recompile the plugin's modules (and rewrite the test modules) wh
 pytest-json-report load the bytecode their installation wrote.
 
 Prints the median wall time (and CPU time, steadier on a busy machine) of each and the ratios
-to the bare run.
+to the bare run, and the *paired* ratios: the median over the rounds of each round's ratio to
+that round's bare run, which a slow spell of the machine moves less.
 
 ``--instructions`` runs each variant once under ``valgrind --tool=callgrind`` instead and
 compares the instructions executed: a count that does not depend on what else the machine is
@@ -256,7 +257,21 @@ def main() -> int:
             print(f"  {label} {name:<12} {median:7.3f}s  {median / bare:5.3f}x bare  ({spread})")
         ratio = medians["reliability"] / medians["json-report"]
         print(f"  {label} reliability / json-report: {ratio:.3f}x")
+    print("  paired: median over the rounds of each round's ratio to that round's bare run")
+    for name in runs:
+        if name != "bare":
+            print(f"  paired wall {name:<12} {paired(wall, name):5.3f}x bare")
     return 0
+
+
+def paired(table: dict[str, list[float]], name: str, base: str = "bare") -> float:
+    """Return the median over the rounds of ``name``'s time divided by ``base``'s, same round.
+
+    Every round runs each variant once, close together in time: a slow spell of the machine
+    that lasts a round weighs on both sides of its ratio, where it moves one median of all
+    rounds but not the other's.
+    """
+    return statistics.median(a / b for a, b in zip(table[name], table[base], strict=True))
 
 
 if __name__ == "__main__":
